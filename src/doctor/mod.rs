@@ -1,0 +1,4 @@
+//! Host and account readiness checks: catalog, runner, transports, reports.
+
+pub mod command;
+pub mod transport;

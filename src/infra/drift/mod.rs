@@ -1,0 +1,3 @@
+//! IAM drift: the live role vs terraform/policies/.
+
+pub mod command;

@@ -1,0 +1,3 @@
+//! The terraform wrapper.
+
+pub mod command;

@@ -1,0 +1,49 @@
+//! Shared test kit: real servers on loopback, each owned by one test and
+//! stopped on drop. A server that cannot start fails the test loudly.
+
+#![allow(dead_code)]
+
+pub mod moto;
+
+use std::path::PathBuf;
+
+/// Reads a variable that `scripts/test.sh` exports; panics with the fix
+/// when it is missing, so a test never silently passes without its server.
+pub fn required_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{name} is not set: run the suite through scripts/test.sh, which installs and exports it"
+        ),
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the server).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `openpay` binary under test, with no ambient AWS or openpay settings.
+pub fn openpay() -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin_path());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("OPENPAY_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
+pub fn bin_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_openpay"))
+}
+
+/// The repository root (for terraform/, checks/, bootstrap/ fixtures).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

@@ -1,0 +1,5 @@
+//! One integration-test binary (ripgrep's layout): every test drives the
+//! real `openpay` binary or library against real servers started here —
+//! moto_server, sshd, the CMS fixture server, terraform.
+
+mod common;
