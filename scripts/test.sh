@@ -34,7 +34,7 @@ fi
 export OPENPAY_TEST_SSHD=/usr/sbin/sshd
 
 # 2. moto_server (S3, IAM, STS, EC2) in a git-ignored venv.
-venv="$root/.venv"
+venv="${OPENPAY_VENV:-$root/.venv}"
 moto_pin='moto[server]==5.2.5'
 if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c 'import moto, flask' 2>/dev/null; then
   step "creating $venv with $moto_pin"
