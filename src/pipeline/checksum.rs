@@ -46,7 +46,10 @@ pub fn read_record(path: &Path) -> Option<FileRecord> {
 }
 
 pub fn write_record(path: &Path, rec: &FileRecord) -> std::io::Result<()> {
-    write_atomic(&sidecar_of(path), &serde_json::to_vec_pretty(rec).expect("record serialises"))
+    write_atomic(
+        &sidecar_of(path),
+        &serde_json::to_vec_pretty(rec).expect("record serialises"),
+    )
 }
 
 /// The record of `path` when the quick check holds (and `url`, if given,
@@ -94,7 +97,10 @@ mod tests {
         let p = dir.path().join("f");
         std::fs::write(&p, b"abc").unwrap();
         let (sha, n) = sha256_file(&p).unwrap();
-        assert_eq!(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(n, 3);
     }
 
@@ -103,9 +109,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.csv");
         std::fs::write(&p, b"hello").unwrap();
-        assert!(quick_verified(&p, None).is_none(), "a file without a record is never verified");
+        assert!(
+            quick_verified(&p, None).is_none(),
+            "a file without a record is never verified"
+        );
         let (sha, bytes) = sha256_file(&p).unwrap();
-        let rec = FileRecord { url: "u".into(), bytes, sha256: sha, validator: None, mtime_ns: mtime_ns(&p).unwrap() };
+        let rec = FileRecord {
+            url: "u".into(),
+            bytes,
+            sha256: sha,
+            validator: None,
+            mtime_ns: mtime_ns(&p).unwrap(),
+        };
         write_record(&p, &rec).unwrap();
         assert_eq!(quick_verified(&p, Some("u")), Some(rec));
         assert!(quick_verified(&p, Some("other")).is_none());

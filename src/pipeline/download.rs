@@ -50,6 +50,14 @@ pub struct DownloadError {
     pub attempts: u32,
 }
 
+/// What planning saw of the remote file; a verified local copy that
+/// disagrees with it is stale (CMS republished) and is fetched again.
+#[derive(Debug, Clone, Default)]
+pub struct Expected {
+    pub size: Option<u64>,
+    pub validator: Option<Validator>,
+}
+
 /// Progress callback: called with the number of new bytes written.
 pub type OnBytes<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
@@ -76,14 +84,23 @@ struct PartWriter {
 impl PartWriter {
     /// Opens `part`, keeping its first `keep` bytes and re-hashing them.
     fn open(part: &Path, keep: u64) -> std::io::Result<Self> {
-        let mut f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(part)?;
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(part)?;
         f.set_len(keep)?;
         let mut hasher = Sha256::new();
         f.seek(SeekFrom::Start(0))?;
         let hashed = checksum::hash_reader(&mut f, &mut hasher, keep)?;
         debug_assert_eq!(hashed, keep);
         f.seek(SeekFrom::Start(keep))?;
-        Ok(Self { file: BufWriter::with_capacity(1 << 20, f), hasher, len: keep })
+        Ok(Self {
+            file: BufWriter::with_capacity(1 << 20, f),
+            hasher,
+            len: keep,
+        })
     }
 
     fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
@@ -99,18 +116,36 @@ impl PartWriter {
 }
 
 /// Downloads `loc` to `dest` unless a verified copy is already there.
-pub async fn download(source: &Source, loc: &Location, url: &str, dest: &Path, retry: &RetryPolicy, on_bytes: OnBytes<'_>) -> Result<Downloaded, DownloadError> {
+pub async fn download(
+    source: &Source,
+    loc: &Location,
+    url: &str,
+    expected: &Expected,
+    dest: &Path,
+    retry: &RetryPolicy,
+    on_bytes: OnBytes<'_>,
+) -> Result<Downloaded, DownloadError> {
     let fail = |message: String, attempts: u32| DownloadError { message, attempts };
-    if let Some(rec) = reuse_final(dest, url).await {
-        on_bytes(rec.bytes);
-        return Ok(Downloaded { path: dest.to_path_buf(), bytes: rec.bytes, sha256: rec.sha256, status: DownloadStatus::SkippedVerified, attempts: 0, transferred: 0 });
+    if let Some(rec) = reuse_final(dest, url, expected).await {
+        return Ok(Downloaded {
+            path: dest.to_path_buf(),
+            bytes: rec.bytes,
+            sha256: rec.sha256,
+            status: DownloadStatus::SkippedVerified,
+            attempts: 0,
+            transferred: 0,
+        });
     }
     if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| fail(format!("cannot create {}: {e}", parent.display()), 0))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| fail(format!("cannot create {}: {e}", parent.display()), 0))?;
     }
     let part = with_suffix(dest, ".part");
     let state_path = with_suffix(dest, ".part.json");
-    let mut state: Option<PartState> = std::fs::read_to_string(&state_path).ok().and_then(|t| serde_json::from_str(&t).ok()).filter(|s: &PartState| s.url == url);
+    let mut state: Option<PartState> = std::fs::read_to_string(&state_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .filter(|s: &PartState| s.url == url);
 
     // Resume only what we can prove is the same version: a state file for
     // this URL with a validator. Anything else starts from zero.
@@ -120,7 +155,9 @@ pub async fn download(source: &Source, loc: &Location, url: &str, dest: &Path, r
         _ => 0,
     };
     let part2 = part.clone();
-    let mut writer = blocking(move || PartWriter::open(&part2, keep)).await.map_err(|e| fail(format!("cannot open {}: {e}", part.display()), 0))?;
+    let mut writer = blocking(move || PartWriter::open(&part2, keep))
+        .await
+        .map_err(|e| fail(format!("cannot open {}: {e}", part.display()), 0))?;
     on_bytes(keep);
     let mut resumed = keep > 0;
     let mut attempts = 0u32;
@@ -136,7 +173,14 @@ pub async fn download(source: &Source, loc: &Location, url: &str, dest: &Path, r
         }
         attempts += 1;
         let validator = state.as_ref().and_then(|s| s.validator.clone());
-        let outcome: Result<(), FetchError> = match fetch::open(source, loc, keep, validator.as_ref().filter(|_| keep > 0)).await {
+        let outcome: Result<(), FetchError> = match fetch::open(
+            source,
+            loc,
+            keep,
+            validator.as_ref().filter(|_| keep > 0),
+        )
+        .await
+        {
             Ok(body) => {
                 if body.start == 0 && keep > 0 {
                     tracing::info!(file = %dest.display(), "source changed or ignored the range; restarting from zero");
@@ -144,19 +188,37 @@ pub async fn download(source: &Source, loc: &Location, url: &str, dest: &Path, r
                     keep = 0;
                     resumed = false;
                     let p = part.clone();
-                    writer = blocking(move || PartWriter::open(&p, 0)).await.map_err(|e| fail(format!("cannot reset {}: {e}", part.display()), attempts))?;
+                    writer = blocking(move || PartWriter::open(&p, 0))
+                        .await
+                        .map_err(|e| {
+                            fail(format!("cannot reset {}: {e}", part.display()), attempts)
+                        })?;
                 }
                 if keep > 0 && body.start == keep {
                     resumed = true;
                 }
-                let new_state = PartState { url: url.to_string(), total: body.total, validator: body.validator.clone().or(validator) };
+                let new_state = PartState {
+                    url: url.to_string(),
+                    total: body.total,
+                    validator: body.validator.clone().or(validator),
+                };
                 if state.as_ref() != Some(&new_state) {
-                    super::atomic::write_atomic(&state_path, &serde_json::to_vec(&new_state).expect("state serialises"))
-                        .map_err(|e| fail(format!("cannot write {}: {e}", state_path.display()), attempts))?;
+                    super::atomic::write_atomic(
+                        &state_path,
+                        &serde_json::to_vec(&new_state).expect("state serialises"),
+                    )
+                    .map_err(|e| {
+                        fail(
+                            format!("cannot write {}: {e}", state_path.display()),
+                            attempts,
+                        )
+                    })?;
                     state = Some(new_state);
                 }
                 let (w, got, result) = pump(writer, body.chunks, on_bytes).await;
-                writer = w.map_err(|e| fail(format!("writing {} failed: {e}", part.display()), attempts))?;
+                writer = w.map_err(|e| {
+                    fail(format!("writing {} failed: {e}", part.display()), attempts)
+                })?;
                 transferred += got;
                 keep = writer.len;
                 if got > 0 {
@@ -164,10 +226,12 @@ pub async fn download(source: &Source, loc: &Location, url: &str, dest: &Path, r
                 }
                 match (result, state.as_ref().and_then(|s| s.total)) {
                     (Err(e), _) => Err(e),
-                    (Ok(()), Some(total)) if keep < total => Err(FetchError::Network(format!("body ended at {keep} of {total} bytes"))),
-                    (Ok(()), Some(total)) if keep > total => {
-                        Err(FetchError::Fatal(format!("received {keep} bytes but the source announced {total}")))
-                    }
+                    (Ok(()), Some(total)) if keep < total => Err(FetchError::Network(format!(
+                        "body ended at {keep} of {total} bytes"
+                    ))),
+                    (Ok(()), Some(total)) if keep > total => Err(FetchError::Fatal(format!(
+                        "received {keep} bytes but the source announced {total}"
+                    ))),
                     (Ok(()), _) => break,
                 }
             }
@@ -179,11 +243,16 @@ pub async fn download(source: &Source, loc: &Location, url: &str, dest: &Path, r
         }
         fruitless += 1;
         if fruitless >= retry.max_attempts {
-            return Err(fail(format!("{url}: {e} (gave up after {attempts} attempts)"), attempts));
+            return Err(fail(
+                format!("{url}: {e} (gave up after {attempts} attempts)"),
+                attempts,
+            ));
         }
         let delay = if matches!(e, FetchError::Network(_)) && keep > 0 {
             // A drop after progress: resume promptly, the server was fine.
-            retry.delay(1, None).min(std::time::Duration::from_millis(200))
+            retry
+                .delay(1, None)
+                .min(std::time::Duration::from_millis(200))
         } else {
             retry.delay(fruitless, e.retry_after())
         };
@@ -195,15 +264,33 @@ pub async fn download(source: &Source, loc: &Location, url: &str, dest: &Path, r
     let dest_owned = dest.to_path_buf();
     let url_owned = url.to_string();
     let validator = state.and_then(|s| s.validator);
-    let rec = blocking(move || finish(writer, &part, &dest_owned, &state_path, url_owned, validator))
-        .await
-        .map_err(|e| fail(format!("finishing {} failed: {e}", dest.display()), attempts))?;
+    let rec = blocking(move || {
+        finish(
+            writer,
+            &part,
+            &dest_owned,
+            &state_path,
+            url_owned,
+            validator,
+        )
+    })
+    .await
+    .map_err(|e| {
+        fail(
+            format!("finishing {} failed: {e}", dest.display()),
+            attempts,
+        )
+    })?;
     tracing::debug!(file = %dest.display(), ms = started.elapsed().as_millis() as u64, "file verified and moved into place");
     Ok(Downloaded {
         path: dest.to_path_buf(),
         bytes: rec.bytes,
         sha256: rec.sha256,
-        status: if resumed { DownloadStatus::Resumed } else { DownloadStatus::Downloaded },
+        status: if resumed {
+            DownloadStatus::Resumed
+        } else {
+            DownloadStatus::Downloaded
+        },
         attempts,
         transferred,
     })
@@ -216,17 +303,30 @@ fn on_bytes_reset(on_bytes: OnBytes<'_>, _discarded: u64) {
 
 /// A complete file is reused only when verified: quick check first, else a
 /// full re-hash against its record. An unverifiable file is removed.
-async fn reuse_final(dest: &Path, url: &str) -> Option<FileRecord> {
+async fn reuse_final(dest: &Path, url: &str, expected: &Expected) -> Option<FileRecord> {
     if !dest.exists() {
         return None;
     }
+    let exp = expected.clone();
+    let stale = move |rec: &FileRecord| {
+        exp.size.is_some_and(|s| s != rec.bytes)
+            || matches!((&exp.validator, &rec.validator), (Some(now), Some(then)) if now != then)
+    };
     if let Some(rec) = checksum::quick_verified(dest, Some(url)) {
-        return Some(rec);
+        if !stale(&rec) {
+            return Some(rec);
+        }
+        tracing::info!(file = %dest.display(), "the source changed since this file was downloaded; fetching it again");
+        let _ = std::fs::remove_file(dest);
+        let _ = std::fs::remove_file(checksum::sidecar_of(dest));
+        return None;
     }
     let d = dest.to_path_buf();
     let url = url.to_string();
     let verdict = blocking(move || -> std::io::Result<Option<FileRecord>> {
-        let Some(mut rec) = checksum::read_record(&d).filter(|r| r.url == url) else { return Ok(None) };
+        let Some(mut rec) = checksum::read_record(&d).filter(|r| r.url == url && !stale(r)) else {
+            return Ok(None);
+        };
         let (sha, bytes) = checksum::sha256_file(&d)?;
         if sha == rec.sha256 && bytes == rec.bytes {
             rec.mtime_ns = checksum::mtime_ns(&d)?;
@@ -250,7 +350,11 @@ async fn reuse_final(dest: &Path, url: &str) -> Option<FileRecord> {
 
 /// Streams chunks into the writer on a blocking thread. Returns the
 /// writer, the bytes written in this call and how the stream ended.
-async fn pump(writer: PartWriter, mut chunks: fetch::ChunkStream, on_bytes: OnBytes<'_>) -> (std::io::Result<PartWriter>, u64, Result<(), FetchError>) {
+async fn pump(
+    writer: PartWriter,
+    mut chunks: fetch::ChunkStream,
+    on_bytes: OnBytes<'_>,
+) -> (std::io::Result<PartWriter>, u64, Result<(), FetchError>) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
     let task = tokio::task::spawn_blocking(move || {
         let mut w = writer;
@@ -286,26 +390,46 @@ async fn pump(writer: PartWriter, mut chunks: fetch::ChunkStream, on_bytes: OnBy
     }
 }
 
-fn finish(writer: PartWriter, part: &Path, dest: &Path, state_path: &Path, url: String, validator: Option<Validator>) -> std::io::Result<FileRecord> {
+fn finish(
+    writer: PartWriter,
+    part: &Path,
+    dest: &Path,
+    state_path: &Path,
+    url: String,
+    validator: Option<Validator>,
+) -> std::io::Result<FileRecord> {
     let PartWriter { file, hasher, len } = writer;
     let f = file.into_inner().map_err(|e| e.into_error())?;
     f.sync_all()?;
     drop(f);
     let on_disk = std::fs::metadata(part)?.len();
     if on_disk != len {
-        return Err(std::io::Error::other(format!("{} holds {on_disk} bytes, expected {len}", part.display())));
+        return Err(std::io::Error::other(format!(
+            "{} holds {on_disk} bytes, expected {len}",
+            part.display()
+        )));
     }
     let sha256 = hex::encode(hasher.finalize());
     // The record is written for the final name before the rename (rename
     // keeps the mtime): a crash in between leaves a complete .part that the
     // next run finishes, never a final file without a record.
-    let rec = FileRecord { url, bytes: len, sha256, validator, mtime_ns: checksum::mtime_ns(part)? };
+    let rec = FileRecord {
+        url,
+        bytes: len,
+        sha256,
+        validator,
+        mtime_ns: checksum::mtime_ns(part)?,
+    };
     checksum::write_record(dest, &rec)?;
     std::fs::rename(part, dest)?;
     let _ = std::fs::remove_file(state_path);
     Ok(rec)
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> std::io::Result<T> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
 }

@@ -6,18 +6,23 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
+
 use std::path::Path;
 
 use super::PipelineError;
 
 pub struct WorkLock {
-    _file: File,
+    file: File,
 }
 
 impl WorkLock {
-    pub fn acquire(work_dir: &Path, run_id: &str) -> Result<Self, PipelineError> {
-        std::fs::create_dir_all(work_dir)
-            .map_err(|e| PipelineError::Blocked(format!("cannot create work dir {}: {e}; fix --work-dir or its permissions", work_dir.display())))?;
+    pub fn acquire(work_dir: &Path) -> Result<Self, PipelineError> {
+        std::fs::create_dir_all(work_dir).map_err(|e| {
+            PipelineError::Blocked(format!(
+                "cannot create work dir {}: {e}; fix --work-dir or its permissions",
+                work_dir.display()
+            ))
+        })?;
         let path = work_dir.join(".openpay.lock");
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -35,16 +40,32 @@ impl WorkLock {
                 return Err(PipelineError::Blocked(format!(
                     "another openpay run holds the lock on work dir {} ({}); wait for it to finish or use another --work-dir",
                     work_dir.display(),
-                    if holder.is_empty() { "holder unknown" } else { holder }
+                    if holder.is_empty() {
+                        "holder unknown"
+                    } else {
+                        holder
+                    }
                 )));
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(PipelineError::Blocked(format!("cannot lock {}: {e}", path.display()))),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(PipelineError::Blocked(format!(
+                    "cannot lock {}: {e}",
+                    path.display()
+                )));
+            }
         }
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = write!(file, "pid {} run_id {run_id}", std::process::id());
-        let _ = file.flush();
-        Ok(Self { _file: file })
+        let lock = Self { file };
+        lock.record_holder("starting");
+        Ok(lock)
+    }
+
+    /// Says who holds the lock, for the message a second run prints.
+    pub fn record_holder(&self, run_id: &str) {
+        let mut f = &self.file;
+        let _ = self.file.set_len(0);
+        let _ = f.rewind();
+        let _ = write!(f, "pid {} run_id {run_id}", std::process::id());
+        let _ = f.flush();
     }
 }
 
@@ -55,15 +76,19 @@ mod tests {
     #[test]
     fn second_lock_is_refused_with_holder() {
         let dir = tempfile::tempdir().unwrap();
-        let _a = WorkLock::acquire(dir.path(), "run-a").unwrap();
-        let e = WorkLock::acquire(dir.path(), "run-b").err().unwrap().to_string();
-        assert!(e.contains("run-a") && e.contains("another openpay run"), "{e}");
+        let a = WorkLock::acquire(dir.path()).unwrap();
+        a.record_holder("run-a");
+        let e = WorkLock::acquire(dir.path()).err().unwrap().to_string();
+        assert!(
+            e.contains("run-a") && e.contains("another openpay run"),
+            "{e}"
+        );
     }
 
     #[test]
     fn lock_is_released_on_drop() {
         let dir = tempfile::tempdir().unwrap();
-        drop(WorkLock::acquire(dir.path(), "a").unwrap());
-        assert!(WorkLock::acquire(dir.path(), "b").is_ok());
+        drop(WorkLock::acquire(dir.path()).unwrap());
+        assert!(WorkLock::acquire(dir.path()).is_ok());
     }
 }

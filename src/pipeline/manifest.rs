@@ -91,11 +91,23 @@ impl Manifest {
     pub fn tally(&mut self, audits: &[FileAudit]) {
         use DownloadStatus as D;
         use UploadStatus as U;
-        self.files_downloaded = audits.iter().filter(|a| matches!(a.download, D::Downloaded | D::Resumed)).count();
-        self.files_skipped = audits.iter().filter(|a| a.download == D::SkippedVerified).count();
-        self.files_failed = audits.iter().filter(|a| a.download == D::Failed || a.upload == U::Failed).count();
+        self.files_downloaded = audits
+            .iter()
+            .filter(|a| matches!(a.download, D::Downloaded | D::Resumed))
+            .count();
+        self.files_skipped = audits
+            .iter()
+            .filter(|a| a.download == D::SkippedVerified)
+            .count();
+        self.files_failed = audits
+            .iter()
+            .filter(|a| a.download == D::Failed || a.upload == U::Failed)
+            .count();
         self.files_uploaded = audits.iter().filter(|a| a.upload == U::Uploaded).count();
-        self.files_upload_skipped = audits.iter().filter(|a| matches!(a.upload, U::SkippedIdentical | U::SkippedExists)).count();
+        self.files_upload_skipped = audits
+            .iter()
+            .filter(|a| matches!(a.upload, U::SkippedIdentical | U::SkippedExists))
+            .count();
     }
 
     /// The end state from the audits: all good, some good, none good.
@@ -123,7 +135,9 @@ pub struct ManifestWriter {
 
 impl ManifestWriter {
     pub fn new(work_dir: &Path, run_id: &str) -> Self {
-        Self { dir: work_dir.join(run_dir_key(run_id)) }
+        Self {
+            dir: work_dir.join(run_dir_key(run_id)),
+        }
     }
 
     pub fn dir(&self) -> &Path {

@@ -14,8 +14,15 @@ use super::store::Destination;
 const DISK_MARGIN: u64 = 256 * 1024 * 1024;
 
 /// Runs the checks and returns what the manifest records.
-pub async fn preflight(dest: Option<&Destination>, work_dir: &Path, needed_bytes: u64) -> PreflightRecord {
-    let mut rec = PreflightRecord { passed: true, ..Default::default() };
+pub async fn preflight(
+    dest: Option<&Destination>,
+    work_dir: &Path,
+    needed_bytes: u64,
+) -> PreflightRecord {
+    let mut rec = PreflightRecord {
+        passed: true,
+        ..Default::default()
+    };
     let mut fail = |id: &str, reason: String| {
         rec.passed = false;
         rec.failing.push(id.to_string());
@@ -38,7 +45,10 @@ pub async fn preflight(dest: Option<&Destination>, work_dir: &Path, needed_bytes
             ),
         ),
         Ok(_) => {}
-        Err(e) => fail("run.disk-space", format!("cannot measure free space of {}: {e}", work_dir.display())),
+        Err(e) => fail(
+            "run.disk-space",
+            format!("cannot measure free space of {}: {e}", work_dir.display()),
+        ),
     }
     rec
 }
@@ -48,7 +58,10 @@ pub async fn preflight(dest: Option<&Destination>, work_dir: &Path, needed_bytes
 fn free_space(dir: &Path) -> std::io::Result<u64> {
     let mut probe = dir;
     while !probe.exists() {
-        probe = probe.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        probe = probe
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
     }
     fs4::available_space(probe)
 }
@@ -62,7 +75,11 @@ pub fn human(bytes: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 #[cfg(test)]

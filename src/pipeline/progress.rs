@@ -13,7 +13,9 @@ pub struct Progress {
 impl Progress {
     /// `bars`: draw bars (stderr is a terminal and logs are text).
     pub fn new(bars: bool) -> Self {
-        Self { multi: bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())) }
+        Self {
+            multi: bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+        }
     }
 
     pub fn file(&self, name: &str, size: Option<u64>) -> FileProgress {
@@ -28,7 +30,13 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(250));
             bar
         });
-        FileProgress { bar, name: name.to_string(), size, done: AtomicU64::new(0), logged_quarter: AtomicU64::new(0) }
+        FileProgress {
+            bar,
+            name: name.to_string(),
+            size,
+            done: AtomicU64::new(0),
+            logged_quarter: AtomicU64::new(0),
+        }
     }
 }
 

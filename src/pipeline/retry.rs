@@ -36,7 +36,9 @@ impl RetryPolicy {
         if let Some(ra) = retry_after {
             return ra.min(self.max_retry_after);
         }
-        let exp = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         let ceiling = exp.min(self.cap);
         let millis = ceiling.as_millis() as u64;
         Duration::from_millis(fastrand::u64(millis / 2..=millis.max(1)))
@@ -74,18 +76,31 @@ mod tests {
 
     #[test]
     fn retry_after_http_date_in_the_past_is_zero() {
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let p = RetryPolicy { base: Duration::from_millis(100), cap: Duration::from_millis(800), ..Default::default() };
+        let p = RetryPolicy {
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(800),
+            ..Default::default()
+        };
         for _ in 0..50 {
             let d1 = p.delay(1, None);
-            assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100), "{d1:?}");
+            assert!(
+                d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
+                "{d1:?}"
+            );
             let d10 = p.delay(10, None);
-            assert!(d10 >= Duration::from_millis(400) && d10 <= Duration::from_millis(800), "{d10:?}");
+            assert!(
+                d10 >= Duration::from_millis(400) && d10 <= Duration::from_millis(800),
+                "{d10:?}"
+            );
         }
     }
 

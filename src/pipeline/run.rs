@@ -12,7 +12,9 @@ use super::PipelineError;
 use super::download::{self, DownloadStatus};
 use super::fetch;
 use super::lock::WorkLock;
-use super::manifest::{self, FileAudit, Manifest, ManifestWriter, PreflightRecord, RunStatus, UploadStatus};
+use super::manifest::{
+    self, FileAudit, Manifest, ManifestWriter, PreflightRecord, RunStatus, UploadStatus,
+};
 use super::preflight;
 use super::progress::Progress;
 use super::retry::RetryPolicy;
@@ -32,7 +34,8 @@ pub struct RunSettings {
     pub overwrite: bool,
     pub no_upload: bool,
     pub skip_preflight: bool,
-    pub run_id: String,
+    /// `None`: a fresh UTC timestamp id, chosen once the work dir is locked.
+    pub run_id: Option<String>,
     pub progress_bars: bool,
     pub retry: RetryPolicy,
 }
@@ -42,6 +45,8 @@ pub struct RunSettings {
 pub struct PlanRow {
     pub file: PlannedFile,
     pub size: Option<u64>,
+    /// The remote version seen while planning (ETag / Last-Modified).
+    pub validator: Option<fetch::Validator>,
     pub target: String,
 }
 
@@ -51,12 +56,17 @@ pub async fn plan(s: &RunSettings) -> Result<Vec<PlanRow>, PipelineError> {
     let files = super::source::plan(&s.source, &catalog, &s.datasets, &s.years)?;
     let rows = futures::stream::iter(files)
         .map(|file| async {
-            let size = match &file.location {
-                Ok(loc) => fetch::probe(&s.source, loc).await.ok().and_then(|p| p.size),
-                Err(_) => None,
+            let probe = match &file.location {
+                Ok(loc) => fetch::probe(&s.source, loc).await.unwrap_or_default(),
+                Err(_) => fetch::Probe::default(),
             };
             let target = s.destination.locate(&file.key);
-            PlanRow { file, size, target }
+            PlanRow {
+                file,
+                size: probe.size,
+                validator: probe.validator,
+                target,
+            }
         })
         .buffered(8)
         .collect()
@@ -82,10 +92,15 @@ struct Shared {
 /// Executes a planned run. Only planning/locking problems are errors;
 /// per-file failures are in the report.
 pub async fn execute(s: &RunSettings, rows: Vec<PlanRow>) -> Result<RunReport, PipelineError> {
-    let _lock = WorkLock::acquire(&s.work_dir, &s.run_id)?;
-    let writer = ManifestWriter::new(&s.work_dir, &s.run_id);
+    let _lock = WorkLock::acquire(&s.work_dir)?;
+    let run_id = match &s.run_id {
+        Some(id) => id.clone(),
+        None => fresh_run_id(&s.work_dir).await,
+    };
+    _lock.record_holder(&run_id);
+    let writer = ManifestWriter::new(&s.work_dir, &run_id);
     let mut m = Manifest {
-        run_id: s.run_id.clone(),
+        run_id,
         datasets: s.datasets.clone(),
         years: s.years.clone(),
         status: RunStatus::Running,
@@ -101,10 +116,18 @@ pub async fn execute(s: &RunSettings, rows: Vec<PlanRow>) -> Result<RunReport, P
         source: s.source.describe(),
         destination: s.destination.describe(),
         upload: !s.no_upload,
-        preflight: PreflightRecord { skipped: s.skip_preflight, ..Default::default() },
+        preflight: PreflightRecord {
+            skipped: s.skip_preflight,
+            ..Default::default()
+        },
         openpay_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let save_err = |e: std::io::Error| PipelineError::Blocked(format!("cannot write the manifest under {}: {e}", writer.dir().display()));
+    let save_err = |e: std::io::Error| {
+        PipelineError::Blocked(format!(
+            "cannot write the manifest under {}: {e}",
+            writer.dir().display()
+        ))
+    };
     writer.save(&m, &[]).map_err(save_err)?;
 
     if !s.skip_preflight {
@@ -115,12 +138,20 @@ pub async fn execute(s: &RunSettings, rows: Vec<PlanRow>) -> Result<RunReport, P
             m.status = RunStatus::Blocked;
             m.finished_at = Some(Utc::now());
             writer.save(&m, &[]).map_err(save_err)?;
-            return Ok(RunReport { manifest: m, audits: Vec::new(), manifest_dir: writer.dir().to_path_buf(), publish_error: None });
+            return Ok(RunReport {
+                manifest: m,
+                audits: Vec::new(),
+                manifest_dir: writer.dir().to_path_buf(),
+                publish_error: None,
+            });
         }
         writer.save(&m, &[]).map_err(save_err)?;
     }
 
-    let shared = Arc::new(Mutex::new(Shared { manifest: m, audits: Vec::new() }));
+    let shared = Arc::new(Mutex::new(Shared {
+        manifest: m,
+        audits: Vec::new(),
+    }));
     let progress = Progress::new(s.progress_bars);
     futures::stream::iter(rows)
         .for_each_concurrent(s.jobs, |row| {
@@ -139,22 +170,61 @@ pub async fn execute(s: &RunSettings, rows: Vec<PlanRow>) -> Result<RunReport, P
         })
         .await;
 
-    let Shared { manifest: mut m, audits } = Arc::try_unwrap(shared).ok().expect("all file tasks are done").into_inner().expect("no poisoned lock");
+    let Shared {
+        manifest: mut m,
+        audits,
+    } = Arc::try_unwrap(shared)
+        .ok()
+        .expect("all file tasks are done")
+        .into_inner()
+        .expect("no poisoned lock");
     m.tally(&audits);
     m.status = m.final_status();
     m.finished_at = Some(Utc::now());
     writer.save(&m, &audits).map_err(save_err)?;
-    let publish_error = if s.no_upload { None } else { publish(&s.destination, &m, &audits).await.err() };
-    Ok(RunReport { manifest: m, audits, manifest_dir: writer.dir().to_path_buf(), publish_error })
+    let publish_error = if s.no_upload {
+        None
+    } else {
+        publish(&s.destination, &m, &audits).await.err()
+    };
+    Ok(RunReport {
+        manifest: m,
+        audits,
+        manifest_dir: writer.dir().to_path_buf(),
+        publish_error,
+    })
+}
+
+/// A UTC timestamp id (`YYYY-MM-DDTHH-MM-SSZ`) not yet used in this work
+/// dir: two runs in the same second wait for the next one rather than
+/// share (and overwrite) a manifest.
+async fn fresh_run_id(work_dir: &Path) -> String {
+    loop {
+        let id = Utc::now().format("%Y-%m-%dT%H-%M-%SZ").to_string();
+        if !work_dir.join(manifest::run_dir_key(&id)).exists() {
+            return id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// Copies the final manifest and audits to the destination.
 async fn publish(dest: &Destination, m: &Manifest, audits: &[FileAudit]) -> Result<(), String> {
     let dir = manifest::run_dir_key(&m.run_id);
-    dest.put_bytes(&format!("{dir}/file_audits.jsonl"), manifest::audits_jsonl(audits), "application/x-ndjson")
-        .await
-        .map_err(|e| e.to_string())?;
-    dest.put_bytes(&format!("{dir}/manifest.json"), manifest::manifest_json(m), "application/json").await.map_err(|e| e.to_string())
+    dest.put_bytes(
+        &format!("{dir}/file_audits.jsonl"),
+        manifest::audits_jsonl(audits),
+        "application/x-ndjson",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    dest.put_bytes(
+        &format!("{dir}/manifest.json"),
+        manifest::manifest_json(m),
+        "application/json",
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// Where a planned file lives in the work dir (same layout as the lake).
@@ -170,7 +240,9 @@ fn remaining_bytes(work_dir: &Path, row: &PlanRow) -> u64 {
     }
     let mut part = path.into_os_string();
     part.push(".part");
-    let have = std::fs::metadata(PathBuf::from(part)).map(|m| m.len()).unwrap_or(0);
+    let have = std::fs::metadata(PathBuf::from(part))
+        .map(|m| m.len())
+        .unwrap_or(0);
     row.size.unwrap_or(0).saturating_sub(have)
 }
 
@@ -203,7 +275,14 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
     let bar = progress.file(&file.file_name, row.size);
     let dest = work_path(&s.work_dir, file);
     let on_bytes = |n: u64| bar.inc(n);
-    let got = download::download(&s.source, loc, &file.url, &dest, &s.retry, &on_bytes).await;
+    let expected = download::Expected {
+        size: row.size,
+        validator: row.validator.clone(),
+    };
+    let got = download::download(
+        &s.source, loc, &file.url, &expected, &dest, &s.retry, &on_bytes,
+    )
+    .await;
     let d = match got {
         Ok(d) => d,
         Err(e) => {
@@ -224,17 +303,31 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
         audit.upload = status;
         audit.error = note;
     }
-    bar.finish(&format!("{:?}", audit.upload).to_lowercase());
+    bar.finish(&label(&audit.upload));
     audit.duration_ms = started.elapsed().as_millis() as u64;
     tracing::info!(file = %file.file_name, download = ?audit.download, upload = ?audit.upload, bytes = d.bytes, ms = audit.duration_ms, "file done");
     (audit, d.transferred)
 }
 
+/// The wire name of a status (`skipped_identical`), for people too.
+pub fn label<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Idempotent upload: HEAD first; identical → skip; different → keep
 /// unless `--overwrite`; absent → create-only write.
-async fn upload(s: &RunSettings, file: &PlannedFile, d: &download::Downloaded) -> (UploadStatus, Option<String>) {
+async fn upload(
+    s: &RunSettings,
+    file: &PlannedFile,
+    d: &download::Downloaded,
+) -> (UploadStatus, Option<String>) {
     let dest = &s.destination;
-    let compare = |info: &super::store::ObjectInfo| info.size == d.bytes && info.sha256.as_deref() == Some(d.sha256.as_str());
+    let compare = |info: &super::store::ObjectInfo| {
+        info.size == d.bytes && info.sha256.as_deref() == Some(d.sha256.as_str())
+    };
     let existing = match dest.head(&file.key).await {
         Ok(e) => e,
         Err(e) => {
@@ -257,11 +350,23 @@ async fn upload(s: &RunSettings, file: &PlannedFile, d: &download::Downloaded) -
         Some(_) => PutMode::Overwrite,
         None => PutMode::CreateOnly,
     };
-    match dest.put_file(&file.key, &d.path, d.bytes, &d.sha256, mode).await {
+    match dest
+        .put_file(&file.key, &d.path, d.bytes, &d.sha256, mode)
+        .await
+    {
         Ok(PutOutcome::Written) => (UploadStatus::Uploaded, None),
         Ok(PutOutcome::AlreadyExists) => match dest.head(&file.key).await {
-            Ok(Some(info)) if compare(&info) => (UploadStatus::SkippedIdentical, Some("another writer uploaded the same content first".into())),
-            Ok(_) => (UploadStatus::SkippedExists, Some("another writer created this object first with different content; kept it".into())),
+            Ok(Some(info)) if compare(&info) => (
+                UploadStatus::SkippedIdentical,
+                Some("another writer uploaded the same content first".into()),
+            ),
+            Ok(_) => (
+                UploadStatus::SkippedExists,
+                Some(
+                    "another writer created this object first with different content; kept it"
+                        .into(),
+                ),
+            ),
             Err(e) => (UploadStatus::Failed, Some(e.to_string())),
         },
         Err(e) => {

@@ -74,7 +74,9 @@ impl Source {
             if !base.path().ends_with('/') {
                 base.set_path(&format!("{}/", base.path()));
             }
-            let client = http_client().map_err(|e| PipelineError::Blocked(format!("cannot build the HTTP client: {e}")))?;
+            let client = http_client().map_err(|e| {
+                PipelineError::Blocked(format!("cannot build the HTTP client: {e}"))
+            })?;
             return Ok(Source::Http { base, client });
         }
         let path = spec.strip_prefix("file://").unwrap_or(spec);
@@ -108,7 +110,10 @@ impl Source {
             Source::Dir { root } => {
                 let path = root.join(CATALOG_PATH);
                 let text = std::fs::read_to_string(&path).map_err(|e| {
-                    PipelineError::Input(format!("cannot read the catalog {}: {e}; a local source must hold {CATALOG_PATH}", path.display()))
+                    PipelineError::Input(format!(
+                        "cannot read the catalog {}: {e}; a local source must hold {CATALOG_PATH}",
+                        path.display()
+                    ))
                 })?;
                 (path.display().to_string(), text)
             }
@@ -125,10 +130,14 @@ impl Source {
     pub fn resolve(&self, download_url: &str) -> Result<Location, String> {
         match self {
             Source::Http { base, .. } => {
-                let url = base.join(download_url).map_err(|e| format!("download URL {download_url:?} is not a URL: {e}"))?;
+                let url = base
+                    .join(download_url)
+                    .map_err(|e| format!("download URL {download_url:?} is not a URL: {e}"))?;
                 match url.scheme() {
                     "http" | "https" => Ok(Location::Http(url)),
-                    other => Err(format!("download URL {download_url:?} has scheme {other}; only http(s) is fetched")),
+                    other => Err(format!(
+                        "download URL {download_url:?} has scheme {other}; only http(s) is fetched"
+                    )),
                 }
             }
             Source::Dir { root } => {
@@ -138,7 +147,9 @@ impl Source {
                 };
                 let rel = Path::new(&rel);
                 if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-                    return Err(format!("download URL {download_url:?} leaves the source directory; refusing to read it"));
+                    return Err(format!(
+                        "download URL {download_url:?} leaves the source directory; refusing to read it"
+                    ));
                 }
                 Ok(Location::File(root.join(rel)))
             }
@@ -154,7 +165,11 @@ fn http_client() -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-async fn fetch_text(client: &reqwest::Client, url: &Url, retry: &RetryPolicy) -> Result<String, PipelineError> {
+async fn fetch_text(
+    client: &reqwest::Client,
+    url: &Url,
+    retry: &RetryPolicy,
+) -> Result<String, PipelineError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -165,9 +180,15 @@ async fn fetch_text(client: &reqwest::Client, url: &Url, retry: &RetryPolicy) ->
             },
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                let ra = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+                let ra = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
                 if !retryable_status(status) {
-                    return Err(PipelineError::Blocked(format!("catalog {url} answered HTTP {status}; check --source-url")));
+                    return Err(PipelineError::Blocked(format!(
+                        "catalog {url} answered HTTP {status}; check --source-url"
+                    )));
                 }
                 (format!("HTTP {status}"), ra)
             }
@@ -188,19 +209,29 @@ async fn fetch_text(client: &reqwest::Client, url: &Url, retry: &RetryPolicy) ->
 /// distribution's `downloadURL` (or `data.downloadURL` when the catalog
 /// shows reference ids) is the file. Items without a download are skipped.
 pub fn parse_catalog(text: &str) -> Result<Vec<CatalogEntry>, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e}); is --source-url the CMS DKAN host?"))?;
-    let items = value.as_array().ok_or("expected a JSON array of datasets")?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| format!("not valid JSON ({e}); is --source-url the CMS DKAN host?"))?;
+    let items = value
+        .as_array()
+        .ok_or("expected a JSON array of datasets")?;
     let mut out = Vec::new();
     for item in items {
-        let Some(title) = item.get("title").and_then(Value::as_str) else { continue };
-        let Some(dist) = item.get("distribution").and_then(Value::as_array) else { continue };
+        let Some(title) = item.get("title").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(dist) = item.get("distribution").and_then(Value::as_array) else {
+            continue;
+        };
         let url = dist.iter().find_map(|d| {
             d.get("downloadURL")
                 .or_else(|| d.get("data").and_then(|x| x.get("downloadURL")))
                 .and_then(Value::as_str)
         });
         if let Some(url) = url {
-            out.push(CatalogEntry { title: title.trim().to_string(), download_url: url.trim().to_string() });
+            out.push(CatalogEntry {
+                title: title.trim().to_string(),
+                download_url: url.trim().to_string(),
+            });
         }
     }
     if out.is_empty() && !items.is_empty() {
@@ -219,7 +250,12 @@ fn years_in(catalog: &[CatalogEntry], dataset: Dataset) -> Vec<i32> {
     let suffix = format!(" {} payment data", dataset.title_word().to_lowercase());
     let mut years: Vec<i32> = catalog
         .iter()
-        .filter_map(|e| e.title.to_lowercase().strip_suffix(&suffix).and_then(|y| y.trim().parse().ok()))
+        .filter_map(|e| {
+            e.title
+                .to_lowercase()
+                .strip_suffix(&suffix)
+                .and_then(|y| y.trim().parse().ok())
+        })
         .collect();
     years.sort_unstable();
     years.dedup();
@@ -228,7 +264,12 @@ fn years_in(catalog: &[CatalogEntry], dataset: Dataset) -> Vec<i32> {
 
 /// Plans every (dataset, year) pair from the catalog. A pair the catalog
 /// lacks is bad input naming the years it does have.
-pub fn plan(source: &Source, catalog: &[CatalogEntry], datasets: &[Dataset], years: &[i32]) -> Result<Vec<PlannedFile>, PipelineError> {
+pub fn plan(
+    source: &Source,
+    catalog: &[CatalogEntry],
+    datasets: &[Dataset],
+    years: &[i32],
+) -> Result<Vec<PlannedFile>, PipelineError> {
     let mut files = Vec::new();
     for &dataset in datasets {
         for &year in years {
@@ -238,7 +279,10 @@ pub fn plan(source: &Source, catalog: &[CatalogEntry], datasets: &[Dataset], yea
                 let have = if have.is_empty() {
                     "none".to_string()
                 } else {
-                    have.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")
+                    have.iter()
+                        .map(i32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 };
                 return Err(PipelineError::Input(format!(
                     "--year {year} --dataset {dataset}: the catalog at {} has no \"{}\"; years it has: {have}",
@@ -247,7 +291,9 @@ pub fn plan(source: &Source, catalog: &[CatalogEntry], datasets: &[Dataset], yea
                 )));
             };
             let file_name = file_name_of(&entry.download_url);
-            let location = file_name.clone().and_then(|_| source.resolve(&entry.download_url));
+            let location = file_name
+                .clone()
+                .and_then(|_| source.resolve(&entry.download_url));
             let file_name = file_name.unwrap_or_else(|_| "(unsafe name)".into());
             files.push(PlannedFile {
                 dataset,
@@ -268,19 +314,29 @@ pub fn plan(source: &Source, catalog: &[CatalogEntry], datasets: &[Dataset], yea
 pub fn file_name_of(download_url: &str) -> Result<String, String> {
     let path = match Url::parse(download_url) {
         Ok(u) => u.path().to_string(),
-        Err(_) => download_url.split(['?', '#']).next().unwrap_or_default().to_string(),
+        Err(_) => download_url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     };
     let raw = path.rsplit('/').next().unwrap_or_default();
-    let name = percent_encoding::percent_decode_str(raw).decode_utf8_lossy().to_string();
+    let name = percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .to_string();
     let ok = !name.is_empty()
         && name != "."
         && name != ".."
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if ok {
         Ok(name)
     } else {
-        Err(format!("download URL {download_url:?} does not end in a plain file name; refusing to write {name:?}"))
+        Err(format!(
+            "download URL {download_url:?} does not end in a plain file name; refusing to write {name:?}"
+        ))
     }
 }
 
@@ -321,7 +377,11 @@ mod tests {
 
     #[test]
     fn malformed_catalogs() {
-        assert!(parse_catalog("{not json").unwrap_err().contains("not valid JSON"));
+        assert!(
+            parse_catalog("{not json")
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
         assert!(parse_catalog(r#"{"a": 1}"#).unwrap_err().contains("array"));
         assert!(parse_catalog(r#"[{"title": "x", "distribution": [{}]}]"#).is_err());
     }
@@ -330,16 +390,25 @@ mod tests {
     fn plans_key_and_url_from_catalog() {
         let c = parse_catalog(CATALOG).unwrap();
         let p = plan(&http(), &c, &[Dataset::GeneralPayments], &[2023]).unwrap();
-        assert_eq!(p[0].key, "raw/dataset=general-payments/year=2023/OP_DTL_GNRL_PGYR2023_P06282024_06122024.csv");
-        assert!(matches!(&p[0].location, Ok(Location::Http(u)) if u.host_str() == Some("download.cms.gov")));
+        assert_eq!(
+            p[0].key,
+            "raw/dataset=general-payments/year=2023/OP_DTL_GNRL_PGYR2023_P06282024_06122024.csv"
+        );
+        assert!(
+            matches!(&p[0].location, Ok(Location::Http(u)) if u.host_str() == Some("download.cms.gov"))
+        );
     }
 
     #[test]
     fn missing_year_lists_available_years() {
         let c = parse_catalog(CATALOG).unwrap();
-        let e = plan(&http(), &c, &[Dataset::GeneralPayments], &[2019]).unwrap_err().to_string();
+        let e = plan(&http(), &c, &[Dataset::GeneralPayments], &[2019])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("2022, 2023"), "{e}");
-        let e = plan(&http(), &c, &[Dataset::OwnershipPayments], &[2023]).unwrap_err().to_string();
+        let e = plan(&http(), &c, &[Dataset::OwnershipPayments], &[2023])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("years it has: none"), "{e}");
     }
 
@@ -354,7 +423,10 @@ mod tests {
         ] {
             assert!(file_name_of(bad).is_err(), "{bad}");
         }
-        assert_eq!(file_name_of("https://h/a/OP_DTL_GNRL_PGYR2023.csv?x=1").unwrap(), "OP_DTL_GNRL_PGYR2023.csv");
+        assert_eq!(
+            file_name_of("https://h/a/OP_DTL_GNRL_PGYR2023.csv?x=1").unwrap(),
+            "OP_DTL_GNRL_PGYR2023.csv"
+        );
     }
 
     #[test]
@@ -363,7 +435,10 @@ mod tests {
         let s = Source::parse(dir.path().to_str().unwrap()).unwrap();
         assert!(s.resolve("../../etc/passwd").is_err());
         assert!(s.resolve("/abs/ok.csv").is_ok());
-        assert_eq!(s.resolve("a/b.csv").unwrap(), Location::File(dir.path().join("a/b.csv")));
+        assert_eq!(
+            s.resolve("a/b.csv").unwrap(),
+            Location::File(dir.path().join("a/b.csv"))
+        );
     }
 
     #[test]

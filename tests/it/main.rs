@@ -3,4 +3,3 @@
 //! moto_server, sshd, the CMS fixture server, terraform.
 
 mod common;
-

@@ -39,12 +39,24 @@ pub enum PutOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The identity lacks a permission; the message names it and the fix.
-    #[error("{operation} {location} was denied: the identity needs {permission}; grant it in terraform/policies/runner.json.tftpl (then `openpay tf apply`) and check with `openpay doctor --only aws.iam.put-object`")]
-    AccessDenied { operation: &'static str, location: String, permission: String },
-    #[error("bucket {bucket} does not exist (or is in another account); check [aws] bucket / --dest, or create it with `openpay tf apply`")]
+    #[error(
+        "{operation} {location} was denied: the identity needs {permission}; grant it in terraform/policies/runner.json.tftpl (then `openpay tf apply`) and check with `openpay doctor --only aws.iam.put-object`"
+    )]
+    AccessDenied {
+        operation: &'static str,
+        location: String,
+        permission: String,
+    },
+    #[error(
+        "bucket {bucket} does not exist (or is in another account); check [aws] bucket / --dest, or create it with `openpay tf apply`"
+    )]
     NoSuchBucket { bucket: String },
     #[error("{operation} {location} failed: {message}")]
-    Other { operation: &'static str, location: String, message: String },
+    Other {
+        operation: &'static str,
+        location: String,
+        message: String,
+    },
 }
 
 /// Where a run writes. Keys are relative (`raw/dataset=…/…`); the store
@@ -86,7 +98,14 @@ impl Destination {
         }
     }
 
-    pub async fn put_file(&self, key: &str, path: &Path, size: u64, sha256: &str, mode: PutMode) -> Result<PutOutcome, StoreError> {
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        size: u64,
+        sha256: &str,
+        mode: PutMode,
+    ) -> Result<PutOutcome, StoreError> {
         match self {
             Destination::Local(l) => l.put_file(key, path, sha256, mode).await,
             Destination::S3(s) => s.put_file(key, path, size, sha256, mode).await,
@@ -94,7 +113,12 @@ impl Destination {
     }
 
     /// Small documents (manifests): replaced whole.
-    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
         match self {
             Destination::Local(l) => l.put_bytes(key, &bytes),
             Destination::S3(s) => s.put_bytes(key, bytes, content_type).await,

@@ -47,14 +47,26 @@ fn failure<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<E
         (Some(c), None) => c.to_string(),
         _ => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
     };
-    Failure { status, code, message }
+    Failure {
+        status,
+        code,
+        message,
+    }
 }
 
 impl S3Store {
     pub fn new(clients: &AwsClients, bucket: &str, prefix: &str) -> Self {
         let prefix = prefix.trim_matches('/');
-        let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
-        Self { client: clients.s3(), bucket: bucket.to_string(), prefix }
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
+        Self {
+            client: clients.s3(),
+            bucket: bucket.to_string(),
+            prefix,
+        }
     }
 
     pub fn describe(&self) -> String {
@@ -81,11 +93,19 @@ impl S3Store {
         if operation == "HeadObject" {
             permission.push_str(&format!(" (and s3:ListBucket on arn:aws:s3:::{}, without which a missing object reads as 403)", self.bucket));
         }
-        StoreError::AccessDenied { operation, location: format!("s3://{}/{}", self.bucket, self.full_key(key)), permission }
+        StoreError::AccessDenied {
+            operation,
+            location: format!("s3://{}/{}", self.bucket, self.full_key(key)),
+            permission,
+        }
     }
 
     fn other(&self, operation: &'static str, key: &str, f: Failure) -> StoreError {
-        StoreError::Other { operation, location: format!("s3://{}/{}", self.bucket, self.full_key(key)), message: f.message }
+        StoreError::Other {
+            operation,
+            location: format!("s3://{}/{}", self.bucket, self.full_key(key)),
+            message: f.message,
+        }
     }
 
     pub async fn check_bucket(&self) -> Result<(), StoreError> {
@@ -94,13 +114,19 @@ impl S3Store {
             Err(e) => {
                 let f = failure(&e);
                 match f.status {
-                    Some(404) => Err(StoreError::NoSuchBucket { bucket: self.bucket.clone() }),
+                    Some(404) => Err(StoreError::NoSuchBucket {
+                        bucket: self.bucket.clone(),
+                    }),
                     Some(403) => Err(StoreError::AccessDenied {
                         operation: "HeadBucket",
                         location: format!("s3://{}", self.bucket),
                         permission: format!("s3:ListBucket on arn:aws:s3:::{}", self.bucket),
                     }),
-                    _ => Err(StoreError::Other { operation: "HeadBucket", location: format!("s3://{}", self.bucket), message: f.message }),
+                    _ => Err(StoreError::Other {
+                        operation: "HeadBucket",
+                        location: format!("s3://{}", self.bucket),
+                        message: f.message,
+                    }),
                 }
             }
         }
@@ -108,7 +134,14 @@ impl S3Store {
 
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
         let full = self.full_key(key);
-        match self.client.head_object().bucket(&self.bucket).key(&full).send().await {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+        {
             Ok(out) => Ok(Some(ObjectInfo {
                 size: out.content_length().unwrap_or_default().max(0) as u64,
                 sha256: out.metadata().and_then(|m| m.get(SHA_METADATA)).cloned(),
@@ -124,11 +157,28 @@ impl S3Store {
         }
     }
 
-    pub async fn put_file(&self, key: &str, path: &Path, size: u64, sha256: &str, mode: PutMode) -> Result<PutOutcome, StoreError> {
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        size: u64,
+        sha256: &str,
+        mode: PutMode,
+    ) -> Result<PutOutcome, StoreError> {
         if size > MULTIPART_THRESHOLD {
             return self.put_multipart(key, path, size, sha256, mode).await;
         }
-        let body = ByteStream::from_path(path).await.map_err(|e| self.other("PutObject", key, Failure { status: None, code: None, message: e.to_string() }))?;
+        let body = ByteStream::from_path(path).await.map_err(|e| {
+            self.other(
+                "PutObject",
+                key,
+                Failure {
+                    status: None,
+                    code: None,
+                    message: e.to_string(),
+                },
+            )
+        })?;
         let mut req = self
             .client
             .put_object()
@@ -146,7 +196,12 @@ impl S3Store {
         }
     }
 
-    fn put_error<E: ProvideErrorMetadata + std::error::Error + 'static>(&self, op: &'static str, key: &str, e: SdkError<E, Raw>) -> Result<PutOutcome, StoreError> {
+    fn put_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        op: &'static str,
+        key: &str,
+        e: SdkError<E, Raw>,
+    ) -> Result<PutOutcome, StoreError> {
         let f = failure(&e);
         match (f.status, f.code.as_deref()) {
             (Some(412), _) | (_, Some("PreconditionFailed")) => Ok(PutOutcome::AlreadyExists),
@@ -155,7 +210,14 @@ impl S3Store {
         }
     }
 
-    async fn put_multipart(&self, key: &str, path: &Path, size: u64, sha256: &str, mode: PutMode) -> Result<PutOutcome, StoreError> {
+    async fn put_multipart(
+        &self,
+        key: &str,
+        path: &Path,
+        size: u64,
+        sha256: &str,
+        mode: PutMode,
+    ) -> Result<PutOutcome, StoreError> {
         let full = self.full_key(key);
         let created = match self
             .client
@@ -176,7 +238,13 @@ impl S3Store {
         let count = size.div_ceil(part_size);
         let parts = futures::stream::iter(0..count)
             .map(|i| {
-                let (client, bucket, full, upload_id, path) = (self.client.clone(), self.bucket.clone(), full.clone(), upload_id.clone(), path.to_path_buf());
+                let (client, bucket, full, upload_id, path) = (
+                    self.client.clone(),
+                    self.bucket.clone(),
+                    full.clone(),
+                    upload_id.clone(),
+                    path.to_path_buf(),
+                );
                 async move {
                     let offset = i * part_size;
                     let len = part_size.min(size - offset);
@@ -186,7 +254,11 @@ impl S3Store {
                         .length(Length::Exact(len))
                         .build()
                         .await
-                        .map_err(|e| Failure { status: None, code: None, message: e.to_string() })?;
+                        .map_err(|e| Failure {
+                            status: None,
+                            code: None,
+                            message: e.to_string(),
+                        })?;
                     let number = (i + 1) as i32;
                     let out = client
                         .upload_part()
@@ -198,14 +270,23 @@ impl S3Store {
                         .send()
                         .await
                         .map_err(|e| failure(&e))?;
-                    Ok::<_, Failure>(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_string)).build())
+                    Ok::<_, Failure>(
+                        CompletedPart::builder()
+                            .part_number(number)
+                            .set_e_tag(out.e_tag().map(str::to_string))
+                            .build(),
+                    )
                 }
             })
             .buffered(PARALLEL_PARTS)
             .try_collect::<Vec<_>>()
             .await;
         let result = match parts {
-            Err(f) => Err(if f.status == Some(403) { self.denied("UploadPart", key, "s3:PutObject") } else { self.other("UploadPart", key, f) }),
+            Err(f) => Err(if f.status == Some(403) {
+                self.denied("UploadPart", key, "s3:PutObject")
+            } else {
+                self.other("UploadPart", key, f)
+            }),
             Ok(parts) => {
                 let mut req = self
                     .client
@@ -213,7 +294,11 @@ impl S3Store {
                     .bucket(&self.bucket)
                     .key(&full)
                     .upload_id(&upload_id)
-                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts))
+                            .build(),
+                    );
                 if mode == PutMode::CreateOnly {
                     req = req.if_none_match("*");
                 }
@@ -225,11 +310,23 @@ impl S3Store {
         };
         // Best effort: the bucket's lifecycle rule is the backstop when the
         // role may not abort (least privilege) or we were killed.
-        let _ = self.client.abort_multipart_upload().bucket(&self.bucket).key(&full).upload_id(&upload_id).send().await;
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .upload_id(&upload_id)
+            .send()
+            .await;
         result
     }
 
-    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -241,7 +338,11 @@ impl S3Store {
             .map(drop)
             .map_err(|e| {
                 let f = failure(&e);
-                if f.status == Some(403) { self.denied("PutObject", key, "s3:PutObject") } else { self.other("PutObject", key, f) }
+                if f.status == Some(403) {
+                    self.denied("PutObject", key, "s3:PutObject")
+                } else {
+                    self.other("PutObject", key, f)
+                }
             })
     }
 }
