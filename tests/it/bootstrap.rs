@@ -234,6 +234,19 @@ impl Host {
             .join(name)
     }
 
+    /// Modification times of the two installed plugins.
+    fn plugin_mtimes(&self) -> Vec<std::time::SystemTime> {
+        ["docker-compose", "docker-buildx"]
+            .iter()
+            .map(|p| {
+                std::fs::metadata(self.plugin(p))
+                    .unwrap()
+                    .modified()
+                    .unwrap()
+            })
+            .collect()
+    }
+
     fn repo(&self) -> PathBuf {
         self.path(&format!("root/home/{SSH_USER}/openpay"))
     }
@@ -517,15 +530,7 @@ fn user_data_installs_in_order_logs_with_timestamps_and_reruns_without_changes()
     );
 
     // Second run: nothing installed, enabled, added or downloaded again.
-    let mtimes: Vec<_> = ["docker-compose", "docker-buildx"]
-        .iter()
-        .map(|p| {
-            std::fs::metadata(host.plugin(p))
-                .unwrap()
-                .modified()
-                .unwrap()
-        })
-        .collect();
+    let mtimes = host.plugin_mtimes();
     let started = std::time::Instant::now();
     let out = host.run(&[]);
     let took = started.elapsed();
@@ -540,15 +545,7 @@ fn user_data_installs_in_order_logs_with_timestamps_and_reruns_without_changes()
     position(&calls, "git -C");
     assert!(calls.iter().any(|c| c.contains("fetch --prune origin")));
     assert!(calls.iter().any(|c| c.contains("reset --hard origin/HEAD")));
-    let again: Vec<_> = ["docker-compose", "docker-buildx"]
-        .iter()
-        .map(|p| {
-            std::fs::metadata(host.plugin(p))
-                .unwrap()
-                .modified()
-                .unwrap()
-        })
-        .collect();
+    let again = host.plugin_mtimes();
     assert_eq!(mtimes, again, "plugins rewritten on the second run");
     assert_eq!(host.head(), head);
     let log = host.log();
@@ -669,49 +666,49 @@ fn release_whose_checksums_file_disagrees_with_the_pin_is_refused() {
     assert!(!host.plugin("docker-buildx").exists());
 }
 
-#[test]
-fn failing_step_is_logged_by_the_err_trap_with_its_line_and_command() {
+/// Makes stand-in `stub` fail on the script line `code`; asserts that the
+/// ERR trap logs that line number and command, that the command's own error
+/// (`own_error`) is in the log, and that no call starting with one of
+/// `later` (steps after it) was made.
+fn assert_err_trap(stub: &str, code: &str, own_error: &str, later: &[&str]) {
     let host = Host::new();
-    let out = host.run(&[("STUB_FAIL", "systemctl")]);
-    assert!(!out.status.success());
-    let line = line_of(&host.script, "systemctl enable --now docker");
+    let out = host.run(&[("STUB_FAIL", stub)]);
+    assert!(!out.status.success(), "a failing {stub} went unnoticed");
+    let line = line_of(&host.script, code);
     let log = host.log();
-    let expected =
-        format!("openpay-bootstrap: ERROR: line {line}: exit 1: systemctl enable --now docker");
+    let expected = format!("openpay-bootstrap: ERROR: line {line}: exit 1: {code}");
     assert!(log.contains(&expected), "no `{expected}` in:\n{log}");
     assert!(
-        log.contains("Failed to enable unit"),
+        log.contains(own_error),
         "the command's own error is lost:\n{log}"
     );
     assert!(!log.contains(SUCCESS));
-    // It stopped there: nothing after the failing step ran.
-    assert!(
-        !host
-            .calls()
-            .iter()
-            .any(|c| c.starts_with("usermod ") || c.starts_with("curl "))
+    let calls = host.calls();
+    for step in later {
+        assert!(
+            !calls.iter().any(|c| c.starts_with(step)),
+            "`{step}` ran after the failure:\n{calls:#?}"
+        );
+    }
+}
+
+#[test]
+fn failing_step_is_logged_by_the_err_trap_with_its_line_and_command() {
+    assert_err_trap(
+        "systemctl",
+        "systemctl enable --now docker",
+        "Failed to enable unit",
+        &["usermod ", "curl ", "git "],
     );
 }
 
 #[test]
 fn dnf_failure_names_the_package_line_and_stops() {
-    let host = Host::new();
-    let out = host.run(&[("STUB_FAIL", "dnf")]);
-    assert!(!out.status.success());
-    let line = line_of(&host.script, "dnf install -y git docker");
-    let log = host.log();
-    assert!(log.contains("Unable to find a match: docker"), "{log}");
-    assert!(
-        log.contains(&format!(
-            "ERROR: line {line}: exit 1: dnf install -y git docker"
-        )),
-        "{log}"
-    );
-    assert!(
-        !host
-            .calls()
-            .iter()
-            .any(|c| c.starts_with("systemctl enable"))
+    assert_err_trap(
+        "dnf",
+        "dnf install -y git docker",
+        "Unable to find a match: docker",
+        &["systemctl enable", "usermod ", "curl "],
     );
 }
 
