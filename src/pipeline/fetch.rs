@@ -141,7 +141,13 @@ pub async fn probe(source: &Source, loc: &Location) -> Result<Probe, FetchError>
                 };
             }
             Ok(Probe {
-                size: resp.content_length(),
+                // Not `resp.content_length()`: reqwest reports the (empty)
+                // body size of a HEAD, not the header.
+                size: resp
+                    .headers()
+                    .get("content-length")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok()),
                 validator: validator_of(resp.headers()),
             })
         }

@@ -4,3 +4,4 @@
 
 mod bootstrap;
 mod common;
+mod pipeline;

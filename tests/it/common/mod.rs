@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod cms;
 pub mod moto;
 
 use std::path::PathBuf;

@@ -1,0 +1,385 @@
+//! An in-process HTTP server shaped like the CMS source: the DKAN catalog,
+//! CSV downloads with Range/If-Range, strong ETags and Last-Modified, and
+//! the faults the real CDN produces (429 with Retry-After, a WAF's HTML 403,
+//! connections dropped mid-body), plus throttling and byte counters.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+/// One injected misbehaviour, consumed by the next GET of its path.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status and an optional Retry-After (seconds).
+    Status(u16, Option<u64>),
+    /// Akamai-style "Access Denied" HTML page with 403.
+    WafForbidden,
+    /// Send the headers for the full answer, then drop the connection
+    /// after this many body bytes.
+    DropAfter(u64),
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub range: Option<String>,
+    pub if_range: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+struct FileEntry {
+    body: Bytes,
+    etag: String,
+    last_modified: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    files: HashMap<String, FileEntry>,
+    catalog: Vec<serde_json::Value>,
+    raw_catalog: Option<String>,
+    faults: HashMap<String, VecDeque<Fault>>,
+    served: HashMap<String, u64>,
+    requests: Vec<Request>,
+    /// Bytes per second for file bodies; `None` = as fast as possible.
+    throttle: Option<u64>,
+}
+
+pub struct CmsServer {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+pub const CATALOG_PATH: &str = "/api/1/metastore/schemas/dataset/items";
+
+impl CmsServer {
+    pub fn start() -> Self {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let state = Arc::clone(&inner);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind the CMS fixture server");
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = axum::Router::new().fallback(handle).with_state(state);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("CMS fixture server did not start");
+        CmsServer {
+            addr,
+            inner,
+            _shutdown: tx,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Publishes a file and its catalog entry; returns the file's URL path.
+    pub fn publish(&self, year: i32, word: &str, name: &str, body: Vec<u8>) -> String {
+        let path = format!("/openpayments/PGYR{year}_P01302025_01212025/{name}");
+        self.set_file(&path, body);
+        let url = format!("{}{path}", self.url());
+        self.inner.lock().unwrap().catalog.push(serde_json::json!({
+            "@type": "dcat:Dataset",
+            "title": format!("{year} {word} Payment Data"),
+            "distribution": [{"@type": "dcat:Distribution", "downloadURL": url, "mediaType": "text/csv"}]
+        }));
+        path
+    }
+
+    /// Adds a catalog entry pointing at an arbitrary download URL.
+    pub fn catalog_entry(&self, title: &str, download_url: &str) {
+        self.inner.lock().unwrap().catalog.push(serde_json::json!({
+            "title": title, "distribution": [{"downloadURL": download_url}]
+        }));
+    }
+
+    /// Serves this text instead of the generated catalog.
+    pub fn set_raw_catalog(&self, text: &str) {
+        self.inner.lock().unwrap().raw_catalog = Some(text.to_string());
+    }
+
+    /// Creates or replaces a file (a new version gets a new ETag).
+    pub fn set_file(&self, path: &str, body: Vec<u8>) {
+        let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..16]);
+        let last_modified = httpdate_now();
+        self.inner.lock().unwrap().files.insert(
+            path.to_string(),
+            FileEntry {
+                body: Bytes::from(body),
+                etag,
+                last_modified,
+            },
+        );
+    }
+
+    pub fn push_fault(&self, path: &str, fault: Fault) {
+        self.inner
+            .lock()
+            .unwrap()
+            .faults
+            .entry(path.to_string())
+            .or_default()
+            .push_back(fault);
+    }
+
+    pub fn throttle(&self, bytes_per_sec: Option<u64>) {
+        self.inner.lock().unwrap().throttle = bytes_per_sec;
+    }
+
+    /// Body bytes sent for a path so far.
+    pub fn served(&self, path: &str) -> u64 {
+        self.inner
+            .lock()
+            .unwrap()
+            .served
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn reset_counters(&self) {
+        let mut g = self.inner.lock().unwrap();
+        g.served.clear();
+        g.requests.clear();
+    }
+
+    pub fn requests(&self, path: &str) -> Vec<Request> {
+        self.inner
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+}
+
+fn httpdate_now() -> String {
+    chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+fn header(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let path = uri.path().to_string();
+    let (range, if_range) = (header(&headers, "range"), header(&headers, "if-range"));
+    let mut g = inner.lock().unwrap();
+    g.requests.push(Request {
+        method: method.to_string(),
+        path: path.clone(),
+        range: range.clone(),
+        if_range: if_range.clone(),
+        user_agent: header(&headers, "user-agent"),
+    });
+    if path == CATALOG_PATH {
+        let text = g
+            .raw_catalog
+            .clone()
+            .unwrap_or_else(|| serde_json::to_string(&g.catalog).unwrap());
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from(text))
+            .unwrap();
+    }
+    // Faults hit downloads (GET), not the planner's HEAD probes.
+    let fault = if method == Method::GET {
+        g.faults.get_mut(&path).and_then(VecDeque::pop_front)
+    } else {
+        None
+    };
+    match fault {
+        Some(Fault::Status(code, retry_after)) => {
+            let mut b = Response::builder().status(code);
+            if let Some(s) = retry_after {
+                b = b.header("retry-after", s.to_string());
+            }
+            return b.body(Body::from("slow down")).unwrap();
+        }
+        Some(Fault::WafForbidden) => {
+            return Response::builder()
+                .status(403)
+                .header("content-type", "text/html")
+                .body(Body::from("<HTML><HEAD><TITLE>Access Denied</TITLE></HEAD><BODY><H1>Access Denied</H1>Reference&#32;&#35;18&#46;1</BODY></HTML>"))
+                .unwrap();
+        }
+        _ => {}
+    }
+    let Some(file) = g.files.get(&path) else {
+        return Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Body::from("not found"))
+            .unwrap();
+    };
+    let total = file.body.len() as u64;
+    let (etag, lm) = (file.etag.clone(), file.last_modified.clone());
+    // If-Range: serve the range only when the validator still matches.
+    let range_ok = if_range.as_deref().is_none_or(|v| v == etag || v == lm);
+    let start = match range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.split('-').next())
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        Some(s) if range_ok => Some(s),
+        _ => None,
+    };
+    if start.is_some_and(|s| s >= total) {
+        return Response::builder()
+            .status(416)
+            .header("content-range", format!("bytes */{total}"))
+            .body(Body::empty())
+            .unwrap();
+    }
+    let from = start.unwrap_or(0);
+    let body = file.body.slice(from as usize..);
+    let mut b = Response::builder()
+        .header("etag", &etag)
+        .header("last-modified", &lm)
+        .header("accept-ranges", "bytes")
+        .header("content-type", "text/csv")
+        .header("content-length", body.len().to_string());
+    b = match start {
+        Some(s) => b
+            .status(206)
+            .header("content-range", format!("bytes {s}-{}/{total}", total - 1)),
+        None => b.status(200),
+    };
+    if method == Method::HEAD {
+        // hyper derives HEAD's Content-Length from the body and sends no
+        // bytes, so hand it the body: HEAD then reports the real length.
+        return b.body(Body::from(body)).unwrap();
+    }
+    let drop_after = match fault {
+        Some(Fault::DropAfter(n)) => Some(n),
+        _ => None,
+    };
+    let throttle = g.throttle;
+    drop(g);
+    let counter = Arc::clone(&inner);
+    let stream = async_stream(body, drop_after, throttle, move |n| {
+        *counter
+            .lock()
+            .unwrap()
+            .served
+            .entry(path.clone())
+            .or_default() += n;
+    });
+    b.body(Body::from_stream(stream)).unwrap()
+}
+
+fn async_stream(
+    body: Bytes,
+    drop_after: Option<u64>,
+    throttle: Option<u64>,
+    count: impl Fn(u64) + Send + Sync + 'static,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    const CHUNK: usize = 64 * 1024;
+    futures::stream::unfold(
+        (0usize, body, count),
+        move |(pos, body, count)| async move {
+            if pos >= body.len() {
+                return None;
+            }
+            if drop_after.is_some_and(|n| pos as u64 >= n) {
+                // Let the bytes already sent reach the client, then cut.
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                return Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "fixture drops the connection",
+                    )),
+                    (body.len(), body, count),
+                ));
+            }
+            let mut end = (pos + CHUNK).min(body.len());
+            if let Some(n) = drop_after {
+                end = end.min(n as usize).max(pos + 1);
+            }
+            if let Some(rate) = throttle {
+                tokio::time::sleep(Duration::from_secs_f64((end - pos) as f64 / rate as f64)).await;
+            }
+            count((end - pos) as u64);
+            Some((Ok(body.slice(pos..end)), (end, body, count)))
+        },
+    )
+}
+
+/// The real 91-column General Payments header, from shared/data.
+pub fn real_header() -> String {
+    let path = super::repo_root().join("../shared/data/general_payments_columns.csv");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the real header {} is needed by the CMS fixture: {e}",
+            path.display()
+        )
+    });
+    text.lines().next().unwrap().to_string()
+}
+
+/// A CSV shaped like the real one: the real header, quoted fields with
+/// commas, doubled quotes and embedded newlines. Deterministic per `seed`;
+/// `min_bytes` pads with rows until the file is at least that large.
+pub fn payments_csv(seed: u64, min_bytes: usize) -> Vec<u8> {
+    let header = real_header();
+    let cols = header.split(',').count();
+    assert_eq!(cols, 91, "the General Payments header has 91 columns");
+    let mut out = header.into_bytes();
+    out.push(b'\n');
+    let mut i = 0u64;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    while out.len() < min_bytes.max(1) || i < 3 {
+        let mut row: Vec<String> = (0..cols).map(|c| format!("v{c}-{}", rng.u32(..))).collect();
+        row[0] = "UNCHANGED".into();
+        row[7] = "\"SMITH, JR\"".into();
+        row[9] = "\"O\"\"NEIL\"".into();
+        row[11] = format!("\"{} MAIN ST\nSUITE {}\"", rng.u16(..), i);
+        out.extend_from_slice(row.join(",").as_bytes());
+        out.push(b'\n');
+        i += 1;
+    }
+    out
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

@@ -1,0 +1,709 @@
+//! `openpay run` end to end: the real binary against the CMS fixture
+//! server, a local lake, and moto_server's S3 through the real SDK.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::cms::{CmsServer, Fault, payments_csv, sha256_hex};
+use crate::common::moto::MotoServer;
+use crate::common::openpay;
+
+const NAME: &str = "OP_DTL_GNRL_PGYR2023_P01302025_01212025.csv";
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn work(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    fn lake(&self) -> PathBuf {
+        self.dir.path().join("lake")
+    }
+    fn cmd(&self, cms: &CmsServer, extra: &[&str]) -> Command {
+        let mut c = openpay();
+        c.current_dir(self.dir.path());
+        c.args([
+            "run",
+            "--year",
+            "2023",
+            "--source-url",
+            &cms.url(),
+            "--work-dir",
+        ])
+        .arg(self.work());
+        c.args(extra);
+        c
+    }
+    fn run(&self, cms: &CmsServer, extra: &[&str]) -> Output {
+        self.cmd(cms, extra).output().unwrap()
+    }
+    fn manifests(&self) -> Vec<serde_json::Value> {
+        let runs = self.work().join("metadata/runs");
+        let mut dirs: Vec<_> = std::fs::read_dir(&runs)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        dirs.sort();
+        dirs.iter()
+            .map(|d| {
+                serde_json::from_slice(&std::fs::read(d.join("manifest.json")).unwrap()).unwrap()
+            })
+            .collect()
+    }
+    fn audits(&self, manifest: &serde_json::Value) -> Vec<serde_json::Value> {
+        let dir = self.work().join(format!(
+            "metadata/runs/run_id={}",
+            manifest["run_id"].as_str().unwrap()
+        ));
+        std::fs::read_to_string(dir.join("file_audits.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn lake_file(env: &Env) -> PathBuf {
+    env.lake()
+        .join(format!("raw/dataset=general-payments/year=2023/{NAME}"))
+}
+
+#[test]
+fn local_lake_run_then_rerun_is_idempotent() {
+    let cms = CmsServer::start();
+    let body = payments_csv(1, 300_000);
+    let path = cms.publish(2023, "General", NAME, body.clone());
+    let env = Env::new();
+    let lake = env.lake();
+    let o = env.run(&cms, &["--dest", lake.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(
+        std::fs::read(lake_file(&env)).unwrap(),
+        body,
+        "lake copy is byte-identical"
+    );
+    let m = &env.manifests()[0];
+    assert_eq!(m["status"], "completed");
+    assert_eq!(m["files_downloaded"], 1);
+    assert_eq!(m["files_uploaded"], 1);
+    assert_eq!(m["bytes_downloaded"], body.len() as u64);
+    let a = &env.audits(m)[0];
+    assert_eq!(a["sha256"], sha256_hex(&body));
+    assert_eq!(a["download"], "downloaded");
+    assert!(
+        env.lake()
+            .join(format!(
+                "metadata/runs/run_id={}/manifest.json",
+                m["run_id"].as_str().unwrap()
+            ))
+            .exists(),
+        "manifest copied to the destination"
+    );
+    // The User-Agent says who we are.
+    assert!(cms.requests(&path).iter().all(|r| {
+        r.user_agent
+            .as_deref()
+            .is_some_and(|u| u.starts_with("openpay/"))
+    }));
+
+    cms.reset_counters();
+    let o = env.run(&cms, &["--dest", lake.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(
+        cms.served(&path),
+        0,
+        "a verified local file is not downloaded again: {}",
+        text(&o)
+    );
+    let ms = env.manifests();
+    assert_eq!(ms.len(), 2, "each run has its own manifest");
+    let a = &env.audits(&ms[1])[0];
+    assert_eq!(a["download"], "skipped_verified");
+    assert_eq!(a["upload"], "skipped_identical");
+    assert_eq!(ms[1]["files_uploaded"], 0);
+}
+
+#[test]
+fn dropped_connection_resumes_with_range_and_if_range() {
+    let cms = CmsServer::start();
+    let body = payments_csv(2, 1_000_000);
+    let path = cms.publish(2023, "General", NAME, body.clone());
+    cms.push_fault(&path, Fault::DropAfter(400_000));
+    let env = Env::new();
+    let o = env.run(&cms, &["--dest", env.lake().to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(std::fs::read(lake_file(&env)).unwrap(), body);
+    let a = &env.audits(&env.manifests()[0])[0];
+    assert_eq!(
+        a["download"],
+        "resumed",
+        "{a}\n{:?}\n{}",
+        cms.requests(&path),
+        text(&o)
+    );
+    assert!(a["attempts"].as_u64().unwrap() >= 2);
+    let gets: Vec<_> = cms
+        .requests(&path)
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .collect();
+    let resumed = gets.last().unwrap();
+    assert_eq!(
+        resumed.range.as_deref(),
+        Some("bytes=400000-"),
+        "continues where the drop happened"
+    );
+    assert!(
+        resumed
+            .if_range
+            .as_deref()
+            .is_some_and(|v| v.starts_with('"')),
+        "guarded by the ETag: {resumed:?}"
+    );
+    assert!(
+        cms.served(&path) < body.len() as u64 + 100_000,
+        "only the missing tail was served again"
+    );
+}
+
+#[test]
+fn throttling_429_and_waf_403_are_retried_honouring_retry_after() {
+    let cms = CmsServer::start();
+    let body = payments_csv(3, 50_000);
+    let path = cms.publish(2023, "General", NAME, body.clone());
+    cms.push_fault(&path, Fault::Status(429, Some(1)));
+    cms.push_fault(&path, Fault::WafForbidden);
+    cms.push_fault(&path, Fault::Status(503, None));
+    let env = Env::new();
+    let started = Instant::now();
+    let o = env.run(&cms, &["--dest", env.lake().to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+    assert_eq!(std::fs::read(lake_file(&env)).unwrap(), body);
+    assert_eq!(env.audits(&env.manifests()[0])[0]["attempts"], 4);
+}
+
+#[test]
+fn endless_throttling_fails_the_file_not_the_run_and_exits_1() {
+    let cms = CmsServer::start();
+    let ok_body = payments_csv(4, 10_000);
+    cms.publish(2023, "General", NAME, ok_body);
+    let bad = cms.publish(
+        2023,
+        "Research",
+        "OP_DTL_RSRCH_PGYR2023.csv",
+        payments_csv(5, 10_000),
+    );
+    for _ in 0..20 {
+        cms.push_fault(&bad, Fault::Status(429, Some(0)));
+    }
+    let env = Env::new();
+    let o = env.run(
+        &cms,
+        &[
+            "--dataset",
+            "general-payments",
+            "--dataset",
+            "research-payments",
+            "--dest",
+            env.lake().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    let m = &env.manifests()[0];
+    assert_eq!(m["status"], "partial");
+    assert_eq!(m["files_failed"], 1);
+    let audits = env.audits(m);
+    let failed = audits.iter().find(|a| a["download"] == "failed").unwrap();
+    assert!(
+        failed["error"].as_str().unwrap().contains("HTTP 429"),
+        "{failed}"
+    );
+    assert!(
+        audits.iter().any(|a| a["upload"] == "uploaded"),
+        "the other file went on"
+    );
+}
+
+#[test]
+fn changed_content_is_kept_unless_overwrite() {
+    let cms = CmsServer::start();
+    let v1 = payments_csv(6, 20_000);
+    let path = cms.publish(2023, "General", NAME, v1.clone());
+    let env = Env::new();
+    let lake = env.lake();
+    assert_eq!(code(&env.run(&cms, &["--dest", lake.to_str().unwrap()])), 0);
+    // CMS republishes different bytes under the same URL.
+    let v2 = payments_csv(7, 20_000);
+    cms.set_file(&path, v2.clone());
+    let o = env.run(&cms, &["--dest", lake.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let ms = env.manifests();
+    let a = &env.audits(&ms[1])[0];
+    assert_eq!(
+        a["download"], "downloaded",
+        "the stale local copy was fetched again"
+    );
+    assert_eq!(a["upload"], "skipped_exists");
+    assert!(a["error"].as_str().unwrap().contains("--overwrite"));
+    assert_eq!(
+        std::fs::read(lake_file(&env)).unwrap(),
+        v1,
+        "kept without --overwrite"
+    );
+    let o = env.run(&cms, &["--dest", lake.to_str().unwrap(), "--overwrite"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(
+        std::fs::read(lake_file(&env)).unwrap(),
+        v2,
+        "replaced with --overwrite"
+    );
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_touches_nothing() {
+    let cms = CmsServer::start();
+    let body = payments_csv(8, 30_000);
+    let path = cms.publish(2023, "General", NAME, body.clone());
+    let env = Env::new();
+    let o = env.run(&cms, &["--dest", env.lake().to_str().unwrap(), "--dry-run"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(NAME)
+            && out.contains(&path)
+            && out.contains("raw/dataset=general-payments/year=2023"),
+        "{out}"
+    );
+    assert!(
+        !env.work().exists() && !env.lake().exists(),
+        "nothing written"
+    );
+    assert_eq!(cms.served(&path), 0);
+}
+
+#[test]
+fn bad_inputs_exit_2_with_a_clear_message() {
+    let cms = CmsServer::start();
+    cms.publish(2023, "General", NAME, payments_csv(9, 1000));
+    let env = Env::new();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--year", "1999"], "1999"),
+        (vec!["--dataset", "general"], "invalid value"),
+        (vec!["--dest", "s3://"], "bucket"),
+        (vec!["--jobs", "0"], "--jobs"),
+        (vec!["--run-id", "../x"], "--run-id"),
+    ];
+    for (args, needle) in cases {
+        let o = env.run(&cms, &args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+    // A year the catalog lacks names the years it has.
+    let mut c = openpay();
+    let o = c
+        .current_dir(env.dir.path())
+        .args(["run", "--year", "2020", "--source-url", &cms.url()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("years it has: 2023"),
+        "{}",
+        text(&o)
+    );
+    // An unreadable config file.
+    let o = openpay()
+        .current_dir(env.dir.path())
+        .args([
+            "--config",
+            "/nonexistent/openpay.toml",
+            "run",
+            "--year",
+            "2023",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/openpay.toml"));
+    assert!(!env.work().exists(), "no partial write");
+}
+
+#[test]
+fn malformed_catalog_is_exit_2() {
+    let cms = CmsServer::start();
+    cms.set_raw_catalog("<html>maintenance</html>");
+    let env = Env::new();
+    let o = env.run(&cms, &[]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not valid JSON"),
+        "{}",
+        text(&o)
+    );
+    assert!(!env.work().exists());
+}
+
+#[test]
+fn traversal_in_a_download_url_fails_that_file_and_writes_nothing_outside() {
+    let cms = CmsServer::start();
+    cms.catalog_entry(
+        "2023 General Payment Data",
+        &format!("{}/files/..%2F..%2F..%2Fescaped.csv", cms.url()),
+    );
+    let env = Env::new();
+    let o = env.run(&cms, &["--dest", env.lake().to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    let m = &env.manifests()[0];
+    assert_eq!(m["status"], "failed");
+    let a = &env.audits(m)[0];
+    assert!(
+        a["error"].as_str().unwrap().contains("plain file name"),
+        "{a}"
+    );
+    let stray: Vec<_> = walk(env.dir.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("escaped"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+#[test]
+fn blocked_preflight_exits_3_and_records_it() {
+    let cms = CmsServer::start();
+    let path = cms.publish(2023, "General", NAME, payments_csv(10, 1000));
+    let env = Env::new();
+    // The destination is a file, so it cannot be a lake directory.
+    let not_a_dir = env.dir.path().join("lake-file");
+    std::fs::write(&not_a_dir, b"x").unwrap();
+    let o = env.run(&cms, &["--dest", not_a_dir.to_str().unwrap()]);
+    assert_eq!(code(&o), 3, "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("run.destination"),
+        "{}",
+        text(&o)
+    );
+    let m = &env.manifests()[0];
+    assert_eq!(m["status"], "blocked");
+    assert_eq!(m["preflight"]["passed"], false);
+    assert_eq!(m["preflight"]["failing"][0], "run.destination");
+    assert_eq!(cms.served(&path), 0, "nothing downloaded");
+    // --skip-preflight is recorded.
+    let o = env.run(
+        &cms,
+        &["--dest", env.lake().to_str().unwrap(), "--skip-preflight"],
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(
+        env.manifests().last().unwrap()["preflight"]["skipped"],
+        true
+    );
+}
+
+/// Starts a slow run, waits until `ready` holds, then SIGKILLs it.
+fn kill_when(mut cmd: Command, ready: impl Fn() -> bool) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "the run never reached the point to kill it"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+fn part_len(env: &Env) -> u64 {
+    let p = env.work().join(format!(
+        "raw/dataset=general-payments/year=2023/{NAME}.part"
+    ));
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+#[test]
+fn sigkill_mid_download_then_rerun_resumes_and_completes() {
+    let cms = CmsServer::start();
+    let body = payments_csv(11, 2_000_000);
+    let path = cms.publish(2023, "General", NAME, body.clone());
+    cms.throttle(Some(2_000_000));
+    let env = Env::new();
+    let lake = env.lake();
+    kill_when(env.cmd(&cms, &["--dest", lake.to_str().unwrap()]), || {
+        part_len(&env) > 300_000
+    });
+    // The manifest a kill -9 leaves is still valid JSON, status running.
+    let m = &env.manifests()[0];
+    assert_eq!(m["status"], "running");
+    let had = part_len(&env);
+    assert!(had > 0);
+    cms.throttle(None);
+    cms.reset_counters();
+    let o = env.run(&cms, &["--dest", lake.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(
+        cms.served(&path) < body.len() as u64,
+        "second run fetched only the tail: {} of {}",
+        cms.served(&path),
+        body.len()
+    );
+    assert_eq!(
+        std::fs::read(lake_file(&env)).unwrap(),
+        body,
+        "byte-identical after resume"
+    );
+    let a = &env.audits(env.manifests().last().unwrap())[0];
+    assert_eq!(a["download"], "resumed");
+}
+
+#[test]
+fn second_run_on_the_same_work_dir_is_refused() {
+    let cms = CmsServer::start();
+    cms.publish(2023, "General", NAME, payments_csv(12, 1_000_000));
+    cms.throttle(Some(500_000));
+    let env = Env::new();
+    let lake = env.lake();
+    let mut first = env
+        .cmd(&cms, &["--dest", lake.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The manifest is written only once the lock is held.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while env
+        .work()
+        .join("metadata/runs")
+        .read_dir()
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "the first run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = env.run(&cms, &["--dest", lake.to_str().unwrap()]);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(code(&o), 3, "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("another openpay run holds the lock"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn offline_sample_source_works_from_the_repo() {
+    let env = Env::new();
+    let sample = crate::common::repo_root().join("sample/cms");
+    let o = openpay()
+        .current_dir(env.dir.path())
+        .args([
+            "run",
+            "--year",
+            "2023",
+            "--source-url",
+            sample.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let lake = env.lake().join("raw/dataset=general-payments/year=2023");
+    let files: Vec<_> = std::fs::read_dir(&lake)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let csv = std::fs::read_to_string(lake.join(&files[0])).unwrap();
+    assert_eq!(csv.lines().next().unwrap().split(',').count(), 91);
+}
+
+// ---- S3 (moto_server through the real SDK) ----
+
+fn s3_env(moto: &MotoServer, cmd: &mut Command) {
+    for (k, v) in moto.env() {
+        cmd.env(k, v);
+    }
+}
+
+async fn create_bucket(moto: &MotoServer, bucket: &str) {
+    let s3 = moto.clients().await.s3();
+    s3.create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_first_run_uploads_with_sha256_and_rerun_uploads_nothing() {
+    let moto = MotoServer::start();
+    create_bucket(&moto, "raw-zone").await;
+    let cms = CmsServer::start();
+    let body = payments_csv(20, 200_000);
+    cms.publish(2023, "General", NAME, body.clone());
+    let env = Env::new();
+    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone/openpay"]);
+    s3_env(&moto, &mut c);
+    let o = c.output().unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let s3 = moto.clients().await.s3();
+    let key = format!("openpay/raw/dataset=general-payments/year=2023/{NAME}");
+    let head = s3
+        .head_object()
+        .bucket("raw-zone")
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.metadata().unwrap().get("sha256").unwrap(),
+        &sha256_hex(&body),
+        "sha256 travels with the object"
+    );
+    let got = s3
+        .get_object()
+        .bucket("raw-zone")
+        .key(&key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert_eq!(sha256_hex(&got), sha256_hex(&body));
+    let run_id = env.manifests()[0]["run_id"].as_str().unwrap().to_string();
+    let man = s3
+        .get_object()
+        .bucket("raw-zone")
+        .key(format!(
+            "openpay/metadata/runs/run_id={run_id}/manifest.json"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let man: serde_json::Value =
+        serde_json::from_slice(&man.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(man["status"], "completed");
+
+    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone/openpay"]);
+    s3_env(&moto, &mut c);
+    let o = c.output().unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let m = env.manifests().last().unwrap().clone();
+    assert_eq!(m["files_uploaded"], 0, "zero PutObject for the data file");
+    assert_eq!(env.audits(&m)[0]["upload"], "skipped_identical");
+    let head2 = s3
+        .head_object()
+        .bucket("raw-zone")
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.last_modified(),
+        head2.last_modified(),
+        "object untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_multipart_upload_and_sigkill_mid_upload_then_rerun() {
+    let moto = MotoServer::start();
+    create_bucket(&moto, "raw-zone").await;
+    let cms = CmsServer::start();
+    let body = payments_csv(21, 40 * 1024 * 1024);
+    cms.publish(2023, "General", NAME, body.clone());
+    let env = Env::new();
+    let finished = env
+        .work()
+        .join(format!("raw/dataset=general-payments/year=2023/{NAME}"));
+    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone"]);
+    s3_env(&moto, &mut c);
+    // Killed as soon as the download is complete: the upload is under way.
+    kill_when(c, || finished.exists());
+    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone"]);
+    s3_env(&moto, &mut c);
+    let o = c.output().unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let m = env.manifests().last().unwrap().clone();
+    assert_eq!(m["status"], "completed");
+    let a = &env.audits(&m)[0];
+    assert_eq!(a["download"], "skipped_verified");
+    let s3 = moto.clients().await.s3();
+    let key = format!("raw/dataset=general-payments/year=2023/{NAME}");
+    let got = s3
+        .get_object()
+        .bucket("raw-zone")
+        .key(&key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert_eq!(got.len(), body.len());
+    assert_eq!(
+        sha256_hex(&got),
+        sha256_hex(&body),
+        "multipart object is byte-identical"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+    }
+    out
+}
