@@ -324,16 +324,7 @@ mod tests {
     use crate::doctor::check::CheckStatus;
 
     fn fixture(name: &str) -> String {
-        let path = format!(
-            "{}/tests/fixtures/doctor/cloud-init/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // Fixture files start with `#` comment lines citing their source.
-        text.lines()
-            .skip_while(|l| l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n")
+        super::super::fixture("cloud-init", name)
     }
 
     #[test]

@@ -39,6 +39,21 @@ pub(crate) fn transport_failure(what: &str, e: TransportError) -> Outcome {
     Outcome::fail(format!("could not run `{what}`: {e}"))
 }
 
+/// Reads `tests/fixtures/doctor/<dir>/<name>` without its leading `#`
+/// lines (each fixture cites where its verbatim output came from).
+#[cfg(test)]
+pub(crate) fn fixture(dir: &str, name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/doctor/{dir}/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines()
+        .skip_while(|l| l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

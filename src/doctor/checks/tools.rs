@@ -213,20 +213,8 @@ mod tests {
     use super::*;
     use crate::doctor::check::CheckStatus;
 
-    /// Reads `tests/fixtures/doctor/tools/<name>`; `#` lines cite the source.
     fn fx(name: &str) -> String {
-        let p = format!(
-            "{}/tests/fixtures/doctor/tools/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let t = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
-        let mut s = t
-            .lines()
-            .skip_while(|l| l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n");
-        s.push('\n');
-        s
+        super::super::fixture("tools", name)
     }
 
     fn ok(stdout: String) -> CmdOutput {

@@ -142,15 +142,7 @@ mod tests {
     use crate::doctor::check::CheckStatus;
 
     fn fixture(name: &str) -> String {
-        let p = format!(
-            "{}/tests/fixtures/doctor/logs/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let t = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
-        t.lines()
-            .skip_while(|l| l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n")
+        super::super::fixture("logs", name)
     }
 
     #[test]
