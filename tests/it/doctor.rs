@@ -408,6 +408,12 @@ fn doctor_list_checks_and_explain() {
         text.contains("host.cloud-init") && text.contains("PREFLIGHT"),
         "{text}"
     );
+    // -v shows the evidence of passing checks too; without it, none.
+    let host = FakeHost::healthy();
+    let quiet = stdout(&host.run(&["--only", "host.git"]));
+    assert!(!quiet.contains("│ git version 2.40.1"), "{quiet}");
+    let verbose = stdout(&host.run(&["--only", "host.git", "-v"]));
+    assert!(verbose.contains("│ git version 2.40.1"), "{verbose}");
     let out = host.run(&["--explain", "host.compose"]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
@@ -444,6 +450,14 @@ fn doctor_unreachable_host_is_one_result_exit_3() {
         "no wall of failures"
     );
     assert_eq!(r["summary"]["unreachable_hosts"], 1);
+    let out = host.run(&["--host", "nobody@127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = stdout(&out);
+    assert!(text.contains("✗ unreachable:"), "{text}");
+    assert!(text.contains("1 host(s) unreachable"), "{text}");
+    let out = host.run(&["--host", "nobody@127.0.0.1:1", "--format", "junit"]);
+    let xml = stdout(&out);
+    assert!(xml.contains("type=\"unreachable\""), "{xml}");
 }
 
 #[test]
