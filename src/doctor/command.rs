@@ -25,6 +25,12 @@ const WAIT_POLL: Duration = Duration::from_secs(2);
 
 pub async fn run(g: &Globals, args: DoctorArgs) -> anyhow::Result<Exit> {
     let catalog = Catalog::embedded();
+    let min_buildx = &g.config.doctor.min_buildx;
+    if super::version::parse_minimum(min_buildx).is_none() {
+        return Err(usage(format!(
+            "invalid [doctor] min_buildx `{min_buildx}`: expected a version such as \"0.17.0\" (openpay.toml or OPENPAY_DOCTOR_MIN_BUILDX)"
+        )));
+    }
     if args.list_checks {
         write_stdout(|out| list_checks(catalog, args.format, out))?;
         return Ok(Exit::Success);

@@ -494,3 +494,32 @@ fn doctor_wait_polls_until_cloud_init_is_done() {
     assert!(stdout(&out).contains("cloud-init is still running"));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn doctor_bad_min_buildx_config_is_exit_2() {
+    let host = FakeHost::healthy();
+    let out = host
+        .doctor(&[])
+        .env("OPENPAY_DOCTOR_MIN_BUILDX", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("min_buildx `soon`"), "{err}");
+    let out = host
+        .doctor(&["--only", "host.buildx"])
+        .env("OPENPAY_DOCTOR_MIN_BUILDX", "0.18")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "0.17.1 < 0.18: {}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("older than 0.18.0"),
+        "{}",
+        stdout(&out)
+    );
+}
