@@ -4,4 +4,5 @@
 
 mod bootstrap;
 mod common;
+mod doctor;
 mod pipeline;
