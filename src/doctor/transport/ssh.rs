@@ -54,7 +54,7 @@ impl SshTarget {
             return Err(bad("contains whitespace"));
         }
         let (user, rest) = match s_trim.rsplit_once('@') {
-            Some((u, r)) if u.is_empty() => return Err(bad(&format!("empty user before '@{r}'"))),
+            Some(("", r)) => return Err(bad(&format!("empty user before '@{r}'"))),
             Some((u, r)) => (Some(u.to_string()), r),
             None => (None, s_trim),
         };

@@ -129,11 +129,13 @@ impl KnownHostsFile {
     /// plain line, creating the file and its directory when needed, and
     /// never rewrites the lines already there.
     pub fn append(&self, name: &str, key: &HostKey) -> std::io::Result<()> {
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                std::fs::create_dir_all(dir)?;
-                set_mode(dir, 0o700)?;
-            }
+        if let Some(dir) = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
+            std::fs::create_dir_all(dir)?;
+            set_mode(dir, 0o700)?;
         }
         let needs_newline = std::fs::read(&self.path)
             .map(|b| !b.is_empty() && !b.ends_with(b"\n"))
