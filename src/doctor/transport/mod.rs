@@ -5,6 +5,7 @@
 //! can lay out a fake host. Both calls take a deadline: a hung tool on the
 //! host must fail that one check, not the whole doctor.
 
+pub mod local;
 pub mod ssh;
 
 use std::time::Duration;
