@@ -342,3 +342,265 @@ fn many_parallel_probes_share_one_session() {
     let logins = sshd.log().matches("Accepted publickey").count();
     assert_eq!(logins, 1, "one session for all probes: {}", sshd.log());
 }
+
+// ---- `openpay doctor --host` end to end, against the real sshd ----------
+
+/// Stand-in tools of a healthy Amazon Linux 2023 host (cloud-init 22.2,
+/// which rejects `--format json`), in `dir/bin`.
+fn stand_in_tools(dir: &std::path::Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let tools = [
+        (
+            "cloud-init",
+            "case \"$*\" in\n  *--format*) echo 'cloud-init status: error: unrecognized arguments: --format json' >&2; exit 2 ;;\n  *) printf 'status: done\\ntime: Tue, 05 Nov 2024 10:00:00 +0000\\ndetail:\\nDataSourceEc2Local\\n' ;;\nesac\n",
+        ),
+        ("git", "echo 'git version 2.40.1'\n"),
+        (
+            "docker",
+            "case \"$*\" in\n  --version) echo 'Docker version 25.0.8, build 0bab007' ;;\n  'version --format'*) echo '25.0.8' ;;\n  'compose version'*) echo 'Docker Compose version v2.29.7' ;;\n  'buildx version'*) echo 'github.com/docker/buildx v0.12.1 30feaa1' ;;\n  *) echo \"unexpected: $*\" >&2; exit 1 ;;\nesac\n",
+        ),
+    ];
+    for (name, body) in tools {
+        let p = bin.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
+/// A HOME for the openpay process whose ~/.ssh trusts `sshd` (or nothing).
+fn fake_home(sshd: &Sshd, trust: bool) -> PathBuf {
+    let home = sshd
+        .dir
+        .path()
+        .join(if trust { "home" } else { "home-empty" });
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    if trust {
+        std::fs::write(
+            home.join(".ssh/known_hosts"),
+            format!("{}\n", sshd.known_hosts_line()),
+        )
+        .unwrap();
+    }
+    home
+}
+
+/// The host-scope results of a JSON report, without what legitimately
+/// differs between transports (durations).
+fn host_checks(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    report["hosts"][0]["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no host checks in {report}"))
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            c.as_object_mut().unwrap().remove("duration_ms");
+            c
+        })
+        .collect()
+}
+
+fn run_json(cmd: &mut std::process::Command) -> (i32, serde_json::Value, String) {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\nstderr: {stderr}"));
+    (out.status.code().unwrap(), json, stderr)
+}
+
+#[test]
+fn doctor_over_ssh_gives_the_same_report_as_local() {
+    let work = tempfile::tempdir().unwrap();
+    let bin = stand_in_tools(work.path());
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
+    let sshd = Sshd::start_with(&[format!("SetEnv PATH={path}")]);
+    let home = fake_home(&sshd, true);
+    let host_ids = [
+        "host.cloud-init",
+        "host.user-data-log",
+        "host.git",
+        "host.docker",
+        "host.compose",
+        "host.buildx",
+    ];
+    let only: Vec<String> = host_ids
+        .iter()
+        .flat_map(|id| ["--only".to_string(), id.to_string()])
+        .collect();
+
+    let (local_rc, local, _) = run_json(
+        crate::common::openpay()
+            .args(["doctor", "--offline", "--format", "json"])
+            .args(&only)
+            .env("PATH", &path)
+            .env("HOME", &home)
+            .current_dir(work.path()),
+    );
+    let (ssh_rc, remote, stderr) = run_json(
+        crate::common::openpay()
+            .args([
+                "doctor",
+                "--offline",
+                "--format",
+                "json",
+                "--host",
+                &sshd.target(),
+            ])
+            .arg("--identity-file")
+            .arg(&sshd.user_key)
+            .args(&only)
+            .env("HOME", &home)
+            .current_dir(work.path()),
+    );
+    assert_eq!(
+        remote["hosts"][0]["label"],
+        format!("{}@127.0.0.1:{}", current_user(), sshd.port),
+        "{stderr}"
+    );
+    assert_eq!(
+        remote["hosts"][0]["reachable"],
+        true,
+        "{remote}\n{}",
+        sshd.log()
+    );
+    let (l, r) = (host_checks(&local), host_checks(&remote));
+    assert_eq!(l.len(), host_ids.len(), "{local}");
+    assert_eq!(l, r, "local and SSH reports differ");
+    assert_eq!(local_rc, ssh_rc);
+    // The stand-ins decided, not whatever this machine has installed.
+    let status = |id: &str| {
+        r.iter()
+            .find(|c| c["id"] == id)
+            .map(|c| c["status"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(status("host.cloud-init"), "pass", "{remote}");
+    assert_eq!(status("host.git"), "pass", "{remote}");
+    assert_eq!(status("host.compose"), "pass", "{remote}");
+    assert_eq!(status("host.buildx"), "fail", "0.12.1 < 0.17.0: {remote}");
+    assert_eq!(ssh_rc, 1, "a required check failed: {remote}");
+    let buildx = r.iter().find(|c| c["id"] == "host.buildx").unwrap();
+    assert!(
+        buildx["summary"].as_str().unwrap().contains("0.12.1"),
+        "{buildx}"
+    );
+}
+
+#[test]
+fn doctor_refuses_an_unknown_host_key_with_exit_3() {
+    let sshd = Sshd::start();
+    let home = fake_home(&sshd, false);
+    let out = crate::common::openpay()
+        .args([
+            "doctor",
+            "--offline",
+            "--only",
+            "host.git",
+            "--host",
+            &sshd.target(),
+        ])
+        .arg("--identity-file")
+        .arg(&sshd.user_key)
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains(&openssh_fingerprint(&sshd)), "{stdout}");
+    assert!(stdout.contains("--accept-new-host-key"), "{stdout}");
+    assert!(!home.join(".ssh/known_hosts").exists());
+    assert!(
+        !stdout.contains("host.git"),
+        "no check ran on a refused host: {stdout}"
+    );
+
+    // With the flag the key is recorded and the checks run.
+    let out = crate::common::openpay()
+        .args([
+            "doctor",
+            "--offline",
+            "--only",
+            "host.git",
+            "--accept-new-host-key",
+        ])
+        .args(["--host", &sshd.target(), "--format", "json"])
+        .arg("--identity-file")
+        .arg(&sshd.user_key)
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["hosts"][0]["reachable"], true, "{report}");
+    assert_eq!(report["hosts"][0]["checks"][0]["id"], "host.git");
+    let recorded = std::fs::read_to_string(home.join(".ssh/known_hosts")).unwrap();
+    assert_eq!(recorded.trim(), sshd.known_hosts_line());
+}
+
+#[test]
+fn doctor_reports_a_dead_host_once_and_still_checks_the_live_one() {
+    let sshd = Sshd::start();
+    let home = fake_home(&sshd, true);
+    let dead = format!(
+        "{}@127.0.0.1:{}",
+        current_user(),
+        crate::common::free_port()
+    );
+    let t0 = Instant::now();
+    let (rc, report, _) = run_json(
+        crate::common::openpay()
+            .args([
+                "doctor",
+                "--offline",
+                "--only",
+                "host.git",
+                "--format",
+                "json",
+            ])
+            .args(["--host", &dead, "--host", &sshd.target()])
+            .arg("--identity-file")
+            .arg(&sshd.user_key)
+            .env("HOME", &home),
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(rc, 3, "an unreachable host is exit 3: {report}");
+    let hosts = report["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 2, "{report}");
+    let dead_report = hosts.iter().find(|h| h["reachable"] == false).unwrap();
+    assert!(
+        dead_report["checks"]
+            .as_array()
+            .is_none_or(|c| c.is_empty()),
+        "{dead_report}"
+    );
+    assert!(
+        dead_report["error"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{dead_report}"
+    );
+    let live = hosts.iter().find(|h| h["reachable"] == true).unwrap();
+    assert_eq!(live["checks"][0]["id"], "host.git", "{live}");
+}
+
+#[test]
+fn doctor_rejects_a_malformed_host_with_exit_2() {
+    let out = crate::common::openpay()
+        .args(["doctor", "--offline", "--host", "ec2-user@10.0.0.1:ssh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid --host \"ec2-user@10.0.0.1:ssh\""),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}
