@@ -5,19 +5,25 @@
 # throwaway user key, the current user), each with stand-in `cloud-init`,
 # `git` and `docker` on its session PATH so every tool answers at once and
 # the time measured is openpay's: connect, host key check, auth, probes.
+# SHLVL=1 keeps Debian's bash from sourcing ~/.bashrc for each command (as
+# root on a dev box that can be a slow `pyenv init`, which would make the
+# bench measure the servers' CPU, not openpay).
 # Runs `openpay doctor --offline --host ...` RUNS times for 1 host and for
 # N hosts, prints the median wall time of each and the ratio. Hosts are
 # checked in parallel, so the ratio should stay close to 1; on one small
 # machine all N servers share its CPUs, which is what pushes it up.
 #
-# Usage: bench/doctor_ssh.sh            (N=10 RUNS=5 by default)
+# Usage: bench/doctor_ssh.sh            (N=10 RUNS=5 DELAY=0 by default)
 #        N=5 RUNS=3 bench/doctor_ssh.sh
+#        DELAY=0.5 bench/doctor_ssh.sh  (each stand-in tool takes 0.5 s, like
+#                                       a real `docker version` on a busy host)
 # Never touches ~/.ssh: openpay runs with HOME pointing at a temp dir.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
 N="${N:-10}"
 RUNS="${RUNS:-5}"
+DELAY="${DELAY:-0}"
 SSHD="${OPENPAY_TEST_SSHD:-/usr/sbin/sshd}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/openpay-target}"
 
@@ -43,6 +49,7 @@ trap cleanup EXIT
 mkdir -p "$tmp/bin" "$tmp/home/.ssh"
 cat >"$tmp/bin/cloud-init" <<'EOF'
 #!/bin/sh
+sleep "$OPENPAY_BENCH_DELAY"
 case "$*" in
   *--format*) echo "usage: cloud-init status [-h] [-l] [-w]" >&2
               echo "cloud-init status: error: unrecognized arguments: --format json" >&2; exit 2 ;;
@@ -51,10 +58,12 @@ esac
 EOF
 cat >"$tmp/bin/git" <<'EOF'
 #!/bin/sh
+sleep "$OPENPAY_BENCH_DELAY"
 echo "git version 2.40.1"
 EOF
 cat >"$tmp/bin/docker" <<'EOF'
 #!/bin/sh
+sleep "$OPENPAY_BENCH_DELAY"
 case "$*" in
   --version) echo "Docker version 25.0.8, build 0bab007" ;;
   "version --format"*) echo "25.0.8" ;;
@@ -89,7 +98,7 @@ PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
-SetEnv PATH=$tmp/bin:/usr/local/bin:/usr/bin:/bin
+SetEnv SHLVL=1 OPENPAY_BENCH_DELAY=$DELAY PATH=$tmp/bin:/usr/local/bin:/usr/bin:/bin
 EOF
   "$SSHD" -D -e -f "$d/sshd_config" 2>"$d/log" &
   pids+=($!)
@@ -107,7 +116,9 @@ run_doctor() { # host count
   local args=()
   for port in "${ports[@]:0:$1}"; do args+=(--host "$user@127.0.0.1:$port"); done
   local rc=0
-  (cd "$tmp" && HOME="$tmp/home" "$bin" doctor --offline --format json \
+  local timer=()
+  [ -x /usr/bin/time ] && timer=(/usr/bin/time -f '%U %S' -o "$tmp/cpu.txt")
+  (cd "$tmp" && HOME="$tmp/home" "${timer[@]}" "$bin" doctor --offline --format json \
       --identity-file "$tmp/user_key" "${args[@]}" >"$tmp/out.json" 2>"$tmp/err.txt") || rc=$?
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then
     echo "error: openpay doctor with $1 host(s) exited $rc:" >&2
@@ -129,11 +140,16 @@ median_ms() { # host count -> median wall time of RUNS runs, in ms
   printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
 
+cpu_ms() { [ -f "$tmp/cpu.txt" ] && awk '{printf "%d", ($1 + $2) * 1000}' "$tmp/cpu.txt" || echo "n/a"; }
 one=$(median_ms 1)
+one_cpu=$(cpu_ms)
 many=$(median_ms "$N")
+many_cpu=$(cpu_ms)
+reachable=$(grep -o '"reachable": *true' "$tmp/out.json" | wc -l)
+[ "$reachable" -eq "$N" ] || { echo "error: only $reachable of $N hosts were checked" >&2; exit 1; }
 ratio=$(awk -v a="$many" -v b="$one" 'BEGIN {printf "%.2f", a/b}')
-printf 'openpay doctor over SSH (loopback sshd, %s runs each, median wall time)\n' "$RUNS"
-printf '  1 host   : %6s ms\n' "$one"
-printf '  %-2s hosts : %6s ms\n' "$N" "$many"
+printf 'openpay doctor over SSH (loopback sshd, stand-in tools taking %ss, %s runs each, median wall time)\n' "$DELAY" "$RUNS"
+printf '  1 host   : %6s ms   (openpay CPU %s ms)\n' "$one" "$one_cpu"
+printf '  %-2s hosts : %6s ms   (openpay CPU %s ms)\n' "$N" "$many" "$many_cpu"
 printf '  ratio    : %6s  (%s hosts / 1 host; 1.00 = perfectly parallel)\n' "$ratio" "$N"
 printf '  machine  : %s CPUs, load %s\n' "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"

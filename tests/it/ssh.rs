@@ -416,7 +416,7 @@ fn doctor_over_ssh_gives_the_same_report_as_local() {
     let work = tempfile::tempdir().unwrap();
     let bin = stand_in_tools(work.path());
     let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
-    let sshd = Sshd::start_with(&[format!("SetEnv PATH={path}")]);
+    let sshd = Sshd::start_with_env(&[("PATH", &path)]);
     let home = fake_home(&sshd, true);
     let host_ids = [
         "host.cloud-init",

@@ -36,11 +36,15 @@ pub fn current_user() -> String {
 
 impl Sshd {
     pub fn start() -> Self {
-        Self::start_with(&[])
+        Self::start_with_env(&[])
     }
 
-    /// `extra` lines go into sshd_config (e.g. `SetEnv PATH=...`).
-    pub fn start_with(extra: &[String]) -> Self {
+    /// `env` is set in every session (sshd's `SetEnv`), e.g. a PATH with
+    /// stand-in tools. `SHLVL=1` is always set: Debian's bash sources
+    /// ~/.bashrc for commands run by sshd unless it is nested, and root's
+    /// bashrc here runs `pyenv init` (0.3 s per command, and it rewrites
+    /// PATH); a real EC2 user's shell has no such cost.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
         let bin = super::required_env("OPENPAY_TEST_SSHD");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -66,10 +70,11 @@ impl Sshd {
              LogLevel VERBOSE\n",
             d = d.display()
         );
-        for line in extra {
-            config.push_str(line);
-            config.push('\n');
+        config.push_str("SetEnv SHLVL=1");
+        for (k, v) in env {
+            config.push_str(&format!(" {k}={v}"));
         }
+        config.push('\n');
         std::fs::write(d.join("sshd_config"), config).unwrap();
         let log = std::fs::File::create(d.join("sshd.log")).unwrap();
         let child = Command::new(&bin)
