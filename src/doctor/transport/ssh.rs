@@ -215,82 +215,152 @@ fn resolve(
     })
 }
 
+/// The one connect-timeout budget shared by every step up to a session.
+struct Budget<'a> {
+    deadline: Instant,
+    timeout: Duration,
+    label: &'a str,
+}
+
+impl Budget<'_> {
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    fn unreachable(&self, reason: String) -> TransportError {
+        TransportError::Unreachable {
+            host: self.label.to_string(),
+            reason,
+        }
+    }
+
+    fn timed_out(&self, step: &str) -> TransportError {
+        self.unreachable(format!(
+            "{step} did not finish within the {:?} connect timeout",
+            self.timeout
+        ))
+    }
+
+    /// Bounds the next blocking libssh2 call by what is left.
+    fn arm(&self, session: &Session, step: &str) -> Result<(), TransportError> {
+        let left = self.remaining();
+        if left.is_zero() {
+            return Err(self.timed_out(step));
+        }
+        session.set_timeout(left.as_millis().clamp(1, u32::MAX as u128) as u32);
+        Ok(())
+    }
+}
+
+/// TCP to the first resolved address that answers, within the budget.
+fn open_tcp(ep: &Endpoint, budget: &Budget<'_>) -> Result<TcpStream, TransportError> {
+    let addrs: Vec<SocketAddr> = (ep.address.as_str(), ep.port)
+        .to_socket_addrs()
+        .map_err(|e| budget.unreachable(format!("cannot resolve {}: {e}", ep.address)))?
+        .collect();
+    let mut last_err = budget.unreachable(format!("no address for {}", ep.address));
+    for addr in &addrs {
+        let left = budget.remaining();
+        if left.is_zero() {
+            return Err(budget.timed_out("TCP connect"));
+        }
+        match TcpStream::connect_timeout(addr, left) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                last_err = budget.timed_out(&format!("TCP connect to {addr}"))
+            }
+            Err(e) => last_err = budget.unreachable(format!("TCP connect to {addr}: {e}")),
+        }
+    }
+    Err(last_err)
+}
+
+/// Applies the host key policy to the key the server presented: known
+/// passes, unknown is recorded only with `accept_new`, changed and revoked
+/// never pass. Runs before any credential is sent.
+fn verify_host_key(
+    session: &Session,
+    known: &KnownHostsFile,
+    ep: &Endpoint,
+    label: &str,
+    accept_new: bool,
+) -> Result<(), TransportError> {
+    let entry = known_hosts::entry_name(&ep.address, ep.port);
+    let key = HostKey::from_session(session).ok_or_else(|| TransportError::Unreachable {
+        host: label.to_string(),
+        reason: "the server sent no host key we understand".into(),
+    })?;
+    let file = known.path().display();
+    let (problem, fix) = match known.verify(session, &entry, &key) {
+        Verdict::Known => return Ok(()),
+        Verdict::Unknown if accept_new => {
+            known.append(&entry, &key).map_err(|e| {
+                TransportError::Io(format!(
+                    "cannot record the host key of {label} in {file}: {e}"
+                ))
+            })?;
+            tracing::info!(host = %label, fingerprint = %key.fingerprint(), file = %file, "new host key recorded");
+            return Ok(());
+        }
+        Verdict::Unknown => {
+            let on_record = known.known_types(session, &entry);
+            let also = if on_record.is_empty() {
+                String::new()
+            } else {
+                format!(" (keys of type {} are on record)", on_record.join(", "))
+            };
+            (
+                format!("({}) is not in {file}{also}", key.type_name),
+                format!(
+                    "compare the fingerprint with the host's console output, then rerun with --accept-new-host-key to record it (or `ssh-keyscan -p {} {} >> {file}`)",
+                    ep.port, ep.address
+                ),
+            )
+        }
+        Verdict::Changed => (
+            format!(
+                "({}) CHANGED: it differs from the key on record in {file}",
+                key.type_name
+            ),
+            format!(
+                "this may be an attack; if the host was rebuilt, remove the old entry with `ssh-keygen -R '{entry}' -f {file}` and connect again (--accept-new-host-key never overrides a changed key)"
+            ),
+        ),
+        Verdict::Revoked => (
+            format!("({}) is marked @revoked in {file}", key.type_name),
+            "do not connect; ask the host's owner for its current key".into(),
+        ),
+    };
+    Err(TransportError::HostKey {
+        host: label.to_string(),
+        problem,
+        fingerprint: key.fingerprint(),
+        fix,
+    })
+}
+
 impl SshTransport {
     /// Connects, verifies the host key, authenticates. Blocking: call it
     /// from `spawn_blocking` (one per host, so hosts connect in parallel).
     pub fn connect(target: &SshTarget, opts: &SshOptions) -> Result<Self, TransportError> {
         let started = Instant::now();
-        let deadline = started + opts.connect_timeout;
         let home = dirs::home_dir();
-        let cfg_path = opts
-            .ssh_config
-            .clone()
-            .or_else(|| home.as_ref().map(|h| h.join(".ssh/config")));
-        let cfg = match &cfg_path {
-            Some(p) => SshConfig::load(p).map_err(|e| {
+        let in_home = |rel: &str| home.as_ref().map(|h| h.join(rel));
+        let cfg = match opts.ssh_config.clone().or_else(|| in_home(".ssh/config")) {
+            Some(p) => SshConfig::load(&p).map_err(|e| {
                 TransportError::Io(format!(
                     "invalid ssh config {e}; fix that line or pass another file"
                 ))
             })?,
             None => SshConfig::default(),
         };
-        let ep = resolve(target, &cfg, home.as_deref())?;
-        let label = ep.label();
-        let unreachable = |reason: String| TransportError::Unreachable {
-            host: label.clone(),
-            reason,
-        };
-        let remaining = || deadline.saturating_duration_since(Instant::now());
-        let timeout_reason = |step: &str| {
-            format!(
-                "{step} did not finish within the {:?} connect timeout",
-                opts.connect_timeout
-            )
-        };
-
-        // TCP, trying each resolved address within the one budget.
-        let addrs: Vec<SocketAddr> = (ep.address.as_str(), ep.port)
-            .to_socket_addrs()
-            .map_err(|e| unreachable(format!("cannot resolve {}: {e}", ep.address)))?
-            .collect();
-        let mut last_err = format!("no address for {}", ep.address);
-        let mut tcp = None;
-        for addr in &addrs {
-            let left = remaining();
-            if left.is_zero() {
-                last_err = timeout_reason("TCP connect");
-                break;
-            }
-            match TcpStream::connect_timeout(addr, left) {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    last_err = timeout_reason(&format!("TCP connect to {addr}"))
-                }
-                Err(e) => last_err = format!("TCP connect to {addr}: {e}"),
-            }
-        }
-        let tcp = tcp.ok_or_else(|| unreachable(last_err))?;
-        let _ = tcp.set_nodelay(true);
-
-        let mut session = Session::new().map_err(|e| TransportError::Io(e.to_string()))?;
-        session.set_tcp_stream(tcp);
-        let set_budget = |s: &Session| -> Result<(), TransportError> {
-            let left = remaining();
-            if left.is_zero() {
-                return Err(unreachable(timeout_reason("SSH setup")));
-            }
-            s.set_timeout(left.as_millis().clamp(1, u32::MAX as u128) as u32);
-            Ok(())
-        };
-
-        // Ask for a host key type we can verify, as OpenSSH does.
         let kh_path = opts
             .known_hosts
             .clone()
-            .or_else(|| home.as_ref().map(|h| h.join(".ssh/known_hosts")))
+            .or_else(|| in_home(".ssh/known_hosts"))
             .ok_or_else(|| {
                 TransportError::Io(
                     "no home directory for ~/.ssh/known_hosts; pass a known_hosts path".into(),
@@ -298,89 +368,35 @@ impl SshTransport {
             })?;
         let known = KnownHostsFile::load(&kh_path)
             .map_err(|e| TransportError::Io(format!("cannot read {}: {e}", kh_path.display())))?;
-        let entry = known_hosts::entry_name(&ep.address, ep.port);
-        let known_types = known.known_types(&session, &entry);
-        let pref = known_hosts::algorithm_preference(&known_types);
+        let ep = resolve(target, &cfg, home.as_deref())?;
+        let label = ep.label();
+        let budget = Budget {
+            deadline: started + opts.connect_timeout,
+            timeout: opts.connect_timeout,
+            label: &label,
+        };
+
+        let mut session = Session::new().map_err(|e| TransportError::Io(e.to_string()))?;
+        session.set_tcp_stream(open_tcp(&ep, &budget)?);
+        // Ask for a host key type we can verify, as OpenSSH does.
+        let pref = known_hosts::algorithm_preference(
+            &known.known_types(&session, &known_hosts::entry_name(&ep.address, ep.port)),
+        );
         if let Err(e) = session.method_pref(MethodType::HostKey, &pref) {
             tracing::debug!(error = %e, %pref, "host key preference not applied");
         }
-
-        set_budget(&session)?;
+        budget.arm(&session, "SSH handshake")?;
         session.handshake().map_err(|e| {
-            if e.code() == ssh2::ErrorCode::Session(-9) {
-                // LIBSSH2_ERROR_TIMEOUT
-                unreachable(timeout_reason("SSH handshake"))
+            if e.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT) {
+                budget.timed_out("SSH handshake")
             } else {
-                unreachable(format!("SSH handshake failed: {}", e.message()))
+                budget.unreachable(format!("SSH handshake failed: {}", e.message()))
             }
         })?;
 
-        // The host key, before any credential leaves this machine.
-        let key = HostKey::from_session(&session)
-            .ok_or_else(|| unreachable("the server sent no host key we understand".into()))?;
-        let host_key_err = |problem: &str, fix: String| TransportError::HostKey {
-            host: label.clone(),
-            problem: problem.to_string(),
-            fingerprint: key.fingerprint(),
-            fix,
-        };
-        match known.verify(&session, &entry, &key) {
-            Verdict::Known => {}
-            Verdict::Unknown if opts.accept_new_host_key => {
-                known.append(&entry, &key).map_err(|e| {
-                    TransportError::Io(format!(
-                        "cannot record the host key of {label} in {}: {e}",
-                        known.path().display()
-                    ))
-                })?;
-                tracing::info!(host = %label, fingerprint = %key.fingerprint(), file = %known.path().display(), "new host key recorded");
-            }
-            Verdict::Unknown => {
-                let also = if known_types.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (keys of type {} are on record)", known_types.join(", "))
-                };
-                return Err(host_key_err(
-                    &format!(
-                        "({}) is not in {}{also}",
-                        key.type_name,
-                        known.path().display()
-                    ),
-                    format!(
-                        "compare the fingerprint with the host's console output, then rerun with --accept-new-host-key to record it (or `ssh-keyscan -p {} {} >> {}`)",
-                        ep.port,
-                        ep.address,
-                        known.path().display()
-                    ),
-                ));
-            }
-            Verdict::Changed => {
-                return Err(host_key_err(
-                    &format!(
-                        "({}) CHANGED: it differs from the key on record in {}",
-                        key.type_name,
-                        known.path().display()
-                    ),
-                    format!(
-                        "this may be an attack; if the host was rebuilt, remove the old entry with `ssh-keygen -R '{entry}' -f {}` and connect again (--accept-new-host-key never overrides a changed key)",
-                        known.path().display()
-                    ),
-                ));
-            }
-            Verdict::Revoked => {
-                return Err(host_key_err(
-                    &format!(
-                        "({}) is marked @revoked in {}",
-                        key.type_name,
-                        known.path().display()
-                    ),
-                    "do not connect; ask the host's owner for its current key".into(),
-                ));
-            }
-        }
+        verify_host_key(&session, &known, &ep, &label, opts.accept_new_host_key)?;
 
-        set_budget(&session)?;
+        budget.arm(&session, "authentication")?;
         let sources = auth::sources(
             opts.identity_file.as_deref(),
             &ep.identity_files,
@@ -388,14 +404,15 @@ impl SshTransport {
         );
         auth::authenticate(&session, &ep.user, &sources, opts.identity_file.is_some()).map_err(
             |why| {
-                if remaining().is_zero() {
-                    unreachable(timeout_reason("authentication"))
+                if budget.remaining().is_zero() {
+                    budget.timed_out("authentication")
                 } else {
-                    unreachable(why)
+                    budget.unreachable(why)
                 }
             },
         )?;
 
+        // From here on, probes share the session concurrently (channel.rs).
         session.set_timeout(0);
         session.set_blocking(false);
         tracing::debug!(host = %label, elapsed_ms = started.elapsed().as_millis() as u64, "ssh session ready");
@@ -406,6 +423,9 @@ impl SshTransport {
         })
     }
 }
+
+/// libssh2's `LIBSSH2_ERROR_TIMEOUT`: a blocking call ran out of time.
+const LIBSSH2_ERROR_TIMEOUT: i32 = -9;
 
 /// Exit status the `read_file` script uses for "no such file".
 const ABSENT: i32 = 44;
