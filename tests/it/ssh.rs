@@ -22,6 +22,15 @@ fn trusting(sshd: &Sshd) -> SshOptions {
     }
 }
 
+/// Like [`trusting`], but with `known_hosts` as the known_hosts file.
+fn with_known_hosts(sshd: &Sshd, known_hosts: &std::path::Path, accept_new: bool) -> SshOptions {
+    SshOptions {
+        known_hosts: Some(known_hosts.to_path_buf()),
+        accept_new_host_key: accept_new,
+        ..trusting(sshd)
+    }
+}
+
 fn connect(sshd: &Sshd, opts: &SshOptions) -> Result<SshTransport, TransportError> {
     SshTransport::connect(&SshTarget::parse(&sshd.target()).unwrap(), opts)
 }
@@ -79,10 +88,7 @@ fn read_file_present_and_absent() {
 fn unknown_host_key_is_refused_with_its_fingerprint() {
     let sshd = Sshd::start();
     let kh = sshd.dir.path().join("empty_known_hosts");
-    let opts = SshOptions {
-        known_hosts: Some(kh.clone()),
-        ..trusting(&sshd)
-    };
+    let opts = with_known_hosts(&sshd, &kh, false);
     let err = connect(&sshd, &opts).unwrap_err();
     let TransportError::HostKey { fingerprint, .. } = &err else {
         panic!("expected a host key refusal, got {err}");
@@ -100,11 +106,7 @@ fn unknown_host_key_is_refused_with_its_fingerprint() {
 fn accept_new_records_the_key_and_the_next_connect_needs_no_flag() {
     let sshd = Sshd::start();
     let kh = sshd.dir.path().join("sub/known_hosts");
-    let opts = SshOptions {
-        known_hosts: Some(kh.clone()),
-        accept_new_host_key: true,
-        ..trusting(&sshd)
-    };
+    let opts = with_known_hosts(&sshd, &kh, true);
     let t = connect(&sshd, &opts).unwrap_or_else(|e| panic!("{e}"));
     assert!(t.exec("true", T).unwrap().success());
     let recorded = std::fs::read_to_string(&kh).unwrap();
@@ -144,10 +146,7 @@ fn hashed_known_hosts_entry_is_honoured() {
     assert!(st.status.success());
     let text = std::fs::read_to_string(&kh).unwrap();
     assert!(text.starts_with("|1|"), "{text}");
-    let opts = SshOptions {
-        known_hosts: Some(kh),
-        ..trusting(&sshd)
-    };
+    let opts = with_known_hosts(&sshd, &kh, false);
     let t = connect(&sshd, &opts).unwrap_or_else(|e| panic!("{e}"));
     assert!(t.exec("true", T).unwrap().success());
 }
@@ -162,11 +161,7 @@ fn changed_host_key_is_refused_even_with_accept_new() {
     let line = format!("[127.0.0.1]:{} {}\n", sshd.port, other_pub.trim());
     std::fs::write(&kh, &line).unwrap();
     for accept in [false, true] {
-        let opts = SshOptions {
-            known_hosts: Some(kh.clone()),
-            accept_new_host_key: accept,
-            ..trusting(&sshd)
-        };
+        let opts = with_known_hosts(&sshd, &kh, accept);
         let err = connect(&sshd, &opts).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, TransportError::HostKey { .. }), "{msg}");
@@ -401,6 +396,25 @@ fn host_checks(report: &serde_json::Value) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `openpay doctor --offline --identity-file KEY --host H...` with HOME
+/// at `home` (so ~/.ssh is the test's), plus `args`.
+fn doctor_ssh(
+    sshd: &Sshd,
+    home: &std::path::Path,
+    hosts: &[&str],
+    args: &[&str],
+) -> std::process::Command {
+    let mut cmd = crate::common::openpay();
+    cmd.args(["doctor", "--offline", "--identity-file"])
+        .arg(&sshd.user_key)
+        .env("HOME", home);
+    for h in hosts {
+        cmd.args(["--host", h]);
+    }
+    cmd.args(args);
+    cmd
+}
+
 fn run_json(cmd: &mut std::process::Command) -> (i32, serde_json::Value, String) {
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -439,19 +453,8 @@ fn doctor_over_ssh_gives_the_same_report_as_local() {
             .current_dir(work.path()),
     );
     let (ssh_rc, remote, stderr) = run_json(
-        crate::common::openpay()
-            .args([
-                "doctor",
-                "--offline",
-                "--format",
-                "json",
-                "--host",
-                &sshd.target(),
-            ])
-            .arg("--identity-file")
-            .arg(&sshd.user_key)
+        doctor_ssh(&sshd, &home, &[&sshd.target()], &["--format", "json"])
             .args(&only)
-            .env("HOME", &home)
             .current_dir(work.path()),
     );
     assert_eq!(
@@ -492,18 +495,7 @@ fn doctor_over_ssh_gives_the_same_report_as_local() {
 fn doctor_refuses_an_unknown_host_key_with_exit_3() {
     let sshd = Sshd::start();
     let home = fake_home(&sshd, false);
-    let out = crate::common::openpay()
-        .args([
-            "doctor",
-            "--offline",
-            "--only",
-            "host.git",
-            "--host",
-            &sshd.target(),
-        ])
-        .arg("--identity-file")
-        .arg(&sshd.user_key)
-        .env("HOME", &home)
+    let out = doctor_ssh(&sshd, &home, &[&sshd.target()], &["--only", "host.git"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -517,18 +509,14 @@ fn doctor_refuses_an_unknown_host_key_with_exit_3() {
     );
 
     // With the flag the key is recorded and the checks run.
-    let out = crate::common::openpay()
-        .args([
-            "doctor",
-            "--offline",
-            "--only",
-            "host.git",
-            "--accept-new-host-key",
-        ])
-        .args(["--host", &sshd.target(), "--format", "json"])
-        .arg("--identity-file")
-        .arg(&sshd.user_key)
-        .env("HOME", &home)
+    let flags = [
+        "--only",
+        "host.git",
+        "--accept-new-host-key",
+        "--format",
+        "json",
+    ];
+    let out = doctor_ssh(&sshd, &home, &[&sshd.target()], &flags)
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -548,21 +536,12 @@ fn doctor_reports_a_dead_host_once_and_still_checks_the_live_one() {
         crate::common::free_port()
     );
     let t0 = Instant::now();
-    let (rc, report, _) = run_json(
-        crate::common::openpay()
-            .args([
-                "doctor",
-                "--offline",
-                "--only",
-                "host.git",
-                "--format",
-                "json",
-            ])
-            .args(["--host", &dead, "--host", &sshd.target()])
-            .arg("--identity-file")
-            .arg(&sshd.user_key)
-            .env("HOME", &home),
-    );
+    let (rc, report, _) = run_json(&mut doctor_ssh(
+        &sshd,
+        &home,
+        &[&dead, &sshd.target()],
+        &["--only", "host.git", "--format", "json"],
+    ));
     assert!(
         t0.elapsed() < Duration::from_secs(10),
         "took {:?}",
