@@ -3,4 +3,5 @@
 //! moto_server, sshd, the CMS fixture server, terraform.
 
 mod common;
+mod doctor;
 mod ssh;

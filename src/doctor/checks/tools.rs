@@ -95,10 +95,8 @@ pub fn decide_docker(client: &CmdOutput, server: Option<&CmdOutput>) -> Outcome 
     };
     let mut ev = evidence(DOCKER_CLIENT_CMD, client);
     ev.extend(evidence(DOCKER_SERVER_CMD, server));
-    if server.success() {
-        if let Some(sv) = find_version(&server.stdout) {
-            return Outcome::pass(format!("docker client {cv}, daemon {sv}")).with_evidence(ev);
-        }
+    if let Some(sv) = find_version(&server.stdout).filter(|_| server.success()) {
+        return Outcome::pass(format!("docker client {cv}, daemon {sv}")).with_evidence(ev);
     }
     match classify_daemon_error(&format!("{}\n{}", server.stderr, server.stdout)) {
         DaemonProblem::PermissionDenied => Outcome::fail(format!(
@@ -122,18 +120,16 @@ pub fn decide_docker(client: &CmdOutput, server: Option<&CmdOutput>) -> Outcome 
 /// `plugin` is `docker compose version`; `legacy` is `docker-compose
 /// version`, consulted only when the plugin is missing.
 pub fn decide_compose(plugin: &CmdOutput, legacy: Option<&CmdOutput>) -> Outcome {
-    if plugin.success() {
-        if let Some(v) = find_version(&plugin.stdout) {
-            let ev = evidence(COMPOSE_CMD, plugin);
-            return if v.major >= 2 {
-                Outcome::pass(format!("docker compose {v}")).with_evidence(ev)
-            } else {
-                Outcome::fail(format!(
-                    "docker compose reports version {v}, need v2 or later"
-                ))
-                .with_evidence(ev)
-            };
-        }
+    if let Some(v) = find_version(&plugin.stdout).filter(|_| plugin.success()) {
+        let ev = evidence(COMPOSE_CMD, plugin);
+        return if v.major >= 2 {
+            Outcome::pass(format!("docker compose {v}")).with_evidence(ev)
+        } else {
+            Outcome::fail(format!(
+                "docker compose reports version {v}, need v2 or later"
+            ))
+            .with_evidence(ev)
+        };
     }
     let mut ev = evidence(COMPOSE_CMD, plugin);
     if let Some(legacy) = legacy.filter(|l| l.success() && !command_missing(l)) {
