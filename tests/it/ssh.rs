@@ -582,3 +582,89 @@ fn doctor_rejects_a_malformed_host_with_exit_2() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 }
+
+/// `openpay doctor --host` with no `--identity-file`, HOME at `home` and
+/// SSH_AUTH_SOCK as given (or unset).
+fn doctor_without_key_flag(
+    sshd: &Sshd,
+    home: &std::path::Path,
+    agent: Option<&std::path::Path>,
+) -> serde_json::Value {
+    let mut cmd = crate::common::openpay();
+    cmd.args([
+        "doctor",
+        "--offline",
+        "--only",
+        "host.git",
+        "--format",
+        "json",
+    ])
+    .args(["--host", &sshd.target()])
+    .env("HOME", home)
+    .env_remove("SSH_AUTH_SOCK");
+    if let Some(sock) = agent {
+        cmd.env("SSH_AUTH_SOCK", sock);
+    }
+    run_json(&mut cmd).1
+}
+
+#[test]
+fn without_identity_file_the_agent_then_default_keys_are_used() {
+    let sshd = Sshd::start();
+    let home = fake_home(&sshd, true);
+
+    // No key anywhere: one clear "no key" result, not a hang.
+    let report = doctor_without_key_flag(&sshd, &home, None);
+    assert_eq!(report["hosts"][0]["reachable"], false, "{report}");
+    assert!(
+        report["hosts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no SSH key found"),
+        "{report}"
+    );
+
+    // A real ssh-agent holding the key.
+    let sock = sshd.dir.path().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent (openssh-client) must be installed");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "ssh-agent did not create {}",
+            sock.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let added = std::process::Command::new("ssh-add")
+        .arg(&sshd.user_key)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let report = doctor_without_key_flag(&sshd, &home, Some(&sock));
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(
+        report["hosts"][0]["reachable"], true,
+        "agent auth: {report}"
+    );
+
+    // ~/.ssh/id_ed25519, the first default key.
+    std::fs::copy(&sshd.user_key, home.join(".ssh/id_ed25519")).unwrap();
+    let report = doctor_without_key_flag(&sshd, &home, None);
+    assert_eq!(
+        report["hosts"][0]["reachable"], true,
+        "default key: {report}"
+    );
+}
