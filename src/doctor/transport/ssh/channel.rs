@@ -176,6 +176,11 @@ fn collect(channel: &mut Channel, command: &str, deadline: Instant) -> Result<Cm
     let mut stderr = Vec::new();
     let mut backoff = Backoff::new();
     loop {
+        // Checked on every pass, not only when idle: a command that
+        // trickles output forever must still time out.
+        if Instant::now() >= deadline {
+            return Err(Step::Deadline);
+        }
         let a = drain(channel, &mut stdout)?;
         let b = drain(&mut channel.stderr(), &mut stderr)?;
         if channel.eof() {
