@@ -12,7 +12,11 @@ cd "$(dirname "$0")/.."
 root=$PWD
 started=$(date +%s)
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/openpay-target}"
+# Compiled dependencies (the AWS SDK takes ~10 minutes on 2 cores) live
+# outside the clone and survive between CI runs; final binaries stay in the
+# clone's own target/, so two checkouts never run each other's binary.
+export CARGO_BUILD_BUILD_DIR="${CARGO_BUILD_BUILD_DIR:-$HOME/.cache/openpay-target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '==> %s\n' "$*"; }

@@ -1,9 +1,271 @@
-//! `openpay run`.
+//! `openpay run`: resolve settings (flags > env > file > defaults), then
+//! plan, and either print the plan (`--dry-run`) or execute it.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+
+use super::PipelineError;
+use super::manifest::RunStatus;
+use super::preflight::human;
+use super::retry::RetryPolicy;
+use super::run::{self, PlanRow, RunReport, RunSettings};
+use super::source::{Source, check_year};
+use super::store::{Destination, LocalStore, S3Store};
 use crate::Globals;
-use crate::cli::RunArgs;
-use crate::exit::{Exit, blocked};
+use crate::aws::{AwsClients, AwsSettings};
+use crate::cli::{Dataset, LogFormat, RunArgs};
+use crate::exit::Exit;
 
-pub async fn run(_g: &Globals, _args: RunArgs) -> anyhow::Result<Exit> {
-    Err(blocked("openpay run is not built yet"))
+/// The destination the user asked for, before any client is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DestSpec {
+    S3 { bucket: String, prefix: String },
+    Local(PathBuf),
+}
+
+pub fn parse_dest(spec: &str) -> Result<DestSpec, PipelineError> {
+    let Some(rest) = spec.strip_prefix("s3://") else {
+        if spec.trim().is_empty() {
+            return Err(PipelineError::Input(
+                "--dest is empty; give s3://BUCKET[/PREFIX] or a directory".into(),
+            ));
+        }
+        return Ok(DestSpec::Local(PathBuf::from(spec)));
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !valid {
+        return Err(PipelineError::Input(format!(
+            "--dest {spec}: {} is not a valid S3 bucket name; use s3://BUCKET[/PREFIX] with a 3–63 character lowercase bucket name",
+            if bucket.is_empty() {
+                "an empty name".to_string()
+            } else {
+                format!("{bucket:?}")
+            }
+        )));
+    }
+    Ok(DestSpec::S3 {
+        bucket: bucket.to_string(),
+        prefix: prefix.trim_matches('/').to_string(),
+    })
+}
+
+fn check_run_id(id: &str) -> Result<(), PipelineError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !id.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(PipelineError::Input(format!(
+            "--run-id {id:?}: use 1–64 characters of letters, digits, '-', '_' or '.' (it becomes part of a path)"
+        )))
+    }
+}
+
+async fn settings(g: &Globals, args: RunArgs) -> Result<RunSettings, PipelineError> {
+    for &y in &args.years {
+        check_year(y)?;
+    }
+    let mut years = args.years.clone();
+    years.sort_unstable();
+    years.dedup();
+    let mut datasets = if args.datasets.is_empty() {
+        vec![Dataset::GeneralPayments]
+    } else {
+        args.datasets.clone()
+    };
+    datasets.sort_unstable();
+    datasets.dedup();
+    let jobs = args.jobs.unwrap_or(g.config.pipeline.jobs);
+    if !(1..=64).contains(&jobs) {
+        return Err(PipelineError::Input(format!(
+            "--jobs {jobs}: use a number from 1 to 64"
+        )));
+    }
+    if let Some(id) = &args.run_id {
+        check_run_id(id)?;
+    }
+    let run_id = args.run_id.clone();
+    let dest_spec = match (&args.dest, &g.config.aws.bucket) {
+        (Some(d), _) => parse_dest(d)?,
+        (None, Some(b)) => parse_dest(&format!("s3://{b}"))?,
+        (None, None) => DestSpec::Local(PathBuf::from("lake")),
+    };
+    let source_url = args
+        .source_url
+        .clone()
+        .unwrap_or_else(|| g.config.pipeline.source_url.clone());
+    let source = Source::parse(&source_url)?;
+    let destination = match dest_spec {
+        DestSpec::Local(p) => {
+            Destination::Local(LocalStore::new(std::path::absolute(&p).unwrap_or(p)))
+        }
+        DestSpec::S3 { bucket, prefix } => {
+            let aws = AwsClients::load(&AwsSettings {
+                region: g.config.aws.region.clone(),
+                endpoint_url: None,
+            })
+            .await;
+            Destination::S3(S3Store::new(&aws, &bucket, &prefix))
+        }
+    };
+    Ok(RunSettings {
+        years,
+        datasets,
+        source,
+        destination,
+        work_dir: args
+            .work_dir
+            .clone()
+            .unwrap_or_else(|| g.config.pipeline.work_dir.clone()),
+        jobs,
+        overwrite: args.overwrite,
+        no_upload: args.no_upload,
+        skip_preflight: args.skip_preflight,
+        run_id,
+        progress_bars: std::io::stderr().is_terminal() && g.log_format == LogFormat::Text,
+        retry: RetryPolicy::default(),
+    })
+}
+
+pub async fn run(g: &Globals, args: RunArgs) -> anyhow::Result<Exit> {
+    let dry_run = args.dry_run;
+    let s = settings(g, args).await?;
+    let rows = run::plan(&s).await?;
+    if dry_run {
+        print_plan(&s, &rows);
+        return Ok(Exit::Success);
+    }
+    tracing::info!(files = rows.len(), source = %s.source.describe(), destination = %s.destination.describe(), "run starting");
+    let report = run::execute(&s, rows).await?;
+    Ok(finish(g, &report))
+}
+
+fn print_plan(s: &RunSettings, rows: &[PlanRow]) {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED).set_header([
+        "dataset",
+        "year",
+        "file",
+        "size",
+        "url",
+        "destination",
+    ]);
+    for r in rows {
+        t.add_row([
+            r.file.dataset.to_string(),
+            r.file.year.to_string(),
+            match &r.file.location {
+                Ok(_) => r.file.file_name.clone(),
+                Err(e) => format!("REFUSED: {e}"),
+            },
+            r.size.map(human).unwrap_or_else(|| "unknown".into()),
+            r.file.url.clone(),
+            r.target.clone(),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "dry run: {} file(s) from {} to {}; nothing was written",
+        rows.len(),
+        s.source.describe(),
+        s.destination.describe()
+    );
+}
+
+fn finish(g: &Globals, r: &RunReport) -> Exit {
+    let m = &r.manifest;
+    if m.status == RunStatus::Blocked {
+        for reason in &m.preflight.reasons {
+            eprintln!("preflight: {reason}");
+        }
+        eprintln!(
+            "run {} blocked by preflight; manifest: {}",
+            m.run_id,
+            r.manifest_dir.join("manifest.json").display()
+        );
+        return Exit::Blocked;
+    }
+    if g.log_format == LogFormat::Text {
+        let mut t = Table::new();
+        t.load_style(UTF8_FULL_CONDENSED).set_header([
+            "file", "download", "upload", "bytes", "sha256", "seconds", "note",
+        ]);
+        for a in &r.audits {
+            t.add_row([
+                a.file.clone(),
+                run::label(&a.download),
+                run::label(&a.upload),
+                a.bytes.map(human).unwrap_or_default(),
+                a.sha256
+                    .as_deref()
+                    .map(|s| s[..12.min(s.len())].to_string())
+                    .unwrap_or_default(),
+                format!("{:.1}", a.duration_ms as f64 / 1000.0),
+                a.error.clone().unwrap_or_default(),
+            ]);
+        }
+        println!("{t}");
+    }
+    println!(
+        "run {} {}: {} planned, {} downloaded, {} verified locally, {} uploaded, {} already there, {} failed; manifest {}",
+        m.run_id,
+        run::label(&m.status),
+        m.files_planned,
+        m.files_downloaded,
+        m.files_skipped,
+        m.files_uploaded,
+        m.files_upload_skipped,
+        m.files_failed,
+        r.manifest_dir.join("manifest.json").display()
+    );
+    if let Some(e) = &r.publish_error {
+        eprintln!("error: the run's manifest could not be copied to the destination: {e}");
+        return Exit::Findings;
+    }
+    match m.status {
+        RunStatus::Completed => Exit::Success,
+        _ => Exit::Findings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dest_specs() {
+        assert_eq!(
+            parse_dest("s3://my-bucket/pre/fix/").unwrap(),
+            DestSpec::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "pre/fix".into()
+            }
+        );
+        assert_eq!(
+            parse_dest("./lake").unwrap(),
+            DestSpec::Local(PathBuf::from("./lake"))
+        );
+        for bad in ["s3://", "s3:///x", "s3://UPPER", "s3://a", "s3://-bad"] {
+            assert!(parse_dest(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn run_ids() {
+        assert!(check_run_id("2026-11-25T10-00-00Z").is_ok());
+        assert!(check_run_id("../x").is_err());
+        assert!(check_run_id("").is_err());
+    }
 }

@@ -1,7 +1,19 @@
 //! The ingestion pipeline: source (CMS catalog) -> download -> manifest ->
 //! store (local lake | S3).
 
+pub mod atomic;
+pub mod checksum;
 pub mod command;
+pub mod download;
 mod error;
+pub mod fetch;
+pub mod lock;
+pub mod manifest;
+pub mod preflight;
+pub mod progress;
+pub mod retry;
+pub mod run;
+pub mod source;
+pub mod store;
 
 pub use error::PipelineError;

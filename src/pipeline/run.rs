@@ -1,0 +1,377 @@
+//! One run: plan → lock → manifest → preflight → files (download, upload)
+//! → final manifest, copied to the destination.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::Utc;
+use futures::StreamExt;
+
+use super::PipelineError;
+use super::download::{self, DownloadStatus};
+use super::fetch;
+use super::lock::WorkLock;
+use super::manifest::{
+    self, FileAudit, Manifest, ManifestWriter, PreflightRecord, RunStatus, UploadStatus,
+};
+use super::preflight;
+use super::progress::Progress;
+use super::retry::RetryPolicy;
+use super::source::{Location, PlannedFile, Source};
+use super::store::{Destination, PutMode, PutOutcome};
+use crate::cli::Dataset;
+
+/// Everything a run needs, resolved from flags, env, config and defaults.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub years: Vec<i32>,
+    pub datasets: Vec<Dataset>,
+    pub source: Source,
+    pub destination: Destination,
+    pub work_dir: PathBuf,
+    pub jobs: usize,
+    pub overwrite: bool,
+    pub no_upload: bool,
+    pub skip_preflight: bool,
+    /// `None`: a fresh UTC timestamp id, chosen once the work dir is locked.
+    pub run_id: Option<String>,
+    pub progress_bars: bool,
+    pub retry: RetryPolicy,
+}
+
+/// A file of the plan with what a HEAD said about it.
+#[derive(Debug, Clone)]
+pub struct PlanRow {
+    pub file: PlannedFile,
+    pub size: Option<u64>,
+    /// The remote version seen while planning (ETag / Last-Modified).
+    pub validator: Option<fetch::Validator>,
+    pub target: String,
+}
+
+/// Reads the catalog and plans the files (no writes anywhere).
+pub async fn plan(s: &RunSettings) -> Result<Vec<PlanRow>, PipelineError> {
+    let catalog = s.source.catalog(&s.retry).await?;
+    let files = super::source::plan(&s.source, &catalog, &s.datasets, &s.years)?;
+    let rows = futures::stream::iter(files)
+        .map(|file| async {
+            let probe = match &file.location {
+                Ok(loc) => fetch::probe(&s.source, loc).await.unwrap_or_default(),
+                Err(_) => fetch::Probe::default(),
+            };
+            let target = s.destination.locate(&file.key);
+            PlanRow {
+                file,
+                size: probe.size,
+                validator: probe.validator,
+                target,
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    Ok(rows)
+}
+
+/// The end of a run, for the command to print and map onto an exit code.
+#[derive(Debug)]
+pub struct RunReport {
+    pub manifest: Manifest,
+    pub audits: Vec<FileAudit>,
+    pub manifest_dir: PathBuf,
+    /// Set when the final documents could not be copied to the destination.
+    pub publish_error: Option<String>,
+}
+
+struct Shared {
+    manifest: Manifest,
+    audits: Vec<FileAudit>,
+}
+
+/// Executes a planned run. Only planning/locking problems are errors;
+/// per-file failures are in the report.
+pub async fn execute(s: &RunSettings, rows: Vec<PlanRow>) -> Result<RunReport, PipelineError> {
+    let _lock = WorkLock::acquire(&s.work_dir)?;
+    let run_id = match &s.run_id {
+        Some(id) => id.clone(),
+        None => fresh_run_id(&s.work_dir).await,
+    };
+    _lock.record_holder(&run_id);
+    let writer = ManifestWriter::new(&s.work_dir, &run_id);
+    let mut m = Manifest {
+        run_id,
+        datasets: s.datasets.clone(),
+        years: s.years.clone(),
+        status: RunStatus::Running,
+        files_planned: rows.len(),
+        files_downloaded: 0,
+        files_skipped: 0,
+        files_failed: 0,
+        files_uploaded: 0,
+        files_upload_skipped: 0,
+        bytes_downloaded: 0,
+        started_at: Utc::now(),
+        finished_at: None,
+        source: s.source.describe(),
+        destination: s.destination.describe(),
+        upload: !s.no_upload,
+        preflight: PreflightRecord {
+            skipped: s.skip_preflight,
+            ..Default::default()
+        },
+        openpay_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let save_err = |e: std::io::Error| {
+        PipelineError::Blocked(format!(
+            "cannot write the manifest under {}: {e}",
+            writer.dir().display()
+        ))
+    };
+    writer.save(&m, &[]).map_err(save_err)?;
+
+    if !s.skip_preflight {
+        let needed: u64 = rows.iter().map(|r| remaining_bytes(&s.work_dir, r)).sum();
+        let dest = (!s.no_upload).then_some(&s.destination);
+        m.preflight = preflight::preflight(dest, &s.work_dir, needed).await;
+        if !m.preflight.passed {
+            m.status = RunStatus::Blocked;
+            m.finished_at = Some(Utc::now());
+            writer.save(&m, &[]).map_err(save_err)?;
+            return Ok(RunReport {
+                manifest: m,
+                audits: Vec::new(),
+                manifest_dir: writer.dir().to_path_buf(),
+                publish_error: None,
+            });
+        }
+        writer.save(&m, &[]).map_err(save_err)?;
+    }
+
+    let shared = Arc::new(Mutex::new(Shared {
+        manifest: m,
+        audits: Vec::new(),
+    }));
+    let progress = Progress::new(s.progress_bars);
+    futures::stream::iter(rows)
+        .for_each_concurrent(s.jobs, |row| {
+            let (shared, writer, progress) = (Arc::clone(&shared), writer.clone(), &progress);
+            async move {
+                let (audit, transferred) = process_file(s, &row, progress).await;
+                let mut g = shared.lock().expect("no panics while holding the lock");
+                g.manifest.bytes_downloaded += transferred;
+                g.audits.push(audit);
+                let Shared { manifest, audits } = &mut *g;
+                manifest.tally(audits);
+                if let Err(e) = writer.save(manifest, audits) {
+                    tracing::error!(error = %e, "cannot update the manifest");
+                }
+            }
+        })
+        .await;
+
+    let Shared {
+        manifest: mut m,
+        audits,
+    } = Arc::try_unwrap(shared)
+        .ok()
+        .expect("all file tasks are done")
+        .into_inner()
+        .expect("no poisoned lock");
+    m.tally(&audits);
+    m.status = m.final_status();
+    m.finished_at = Some(Utc::now());
+    writer.save(&m, &audits).map_err(save_err)?;
+    let publish_error = if s.no_upload {
+        None
+    } else {
+        publish(&s.destination, &m, &audits).await.err()
+    };
+    Ok(RunReport {
+        manifest: m,
+        audits,
+        manifest_dir: writer.dir().to_path_buf(),
+        publish_error,
+    })
+}
+
+/// A UTC timestamp id (`YYYY-MM-DDTHH-MM-SSZ`) not yet used in this work
+/// dir: two runs in the same second wait for the next one rather than
+/// share (and overwrite) a manifest.
+async fn fresh_run_id(work_dir: &Path) -> String {
+    loop {
+        let id = Utc::now().format("%Y-%m-%dT%H-%M-%SZ").to_string();
+        if !work_dir.join(manifest::run_dir_key(&id)).exists() {
+            return id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Copies the final manifest and audits to the destination.
+async fn publish(dest: &Destination, m: &Manifest, audits: &[FileAudit]) -> Result<(), String> {
+    let dir = manifest::run_dir_key(&m.run_id);
+    dest.put_bytes(
+        &format!("{dir}/file_audits.jsonl"),
+        manifest::audits_jsonl(audits),
+        "application/x-ndjson",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    dest.put_bytes(
+        &format!("{dir}/manifest.json"),
+        manifest::manifest_json(m),
+        "application/json",
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Where a planned file lives in the work dir (same layout as the lake).
+pub fn work_path(work_dir: &Path, file: &PlannedFile) -> PathBuf {
+    work_dir.join(&file.key)
+}
+
+/// Bytes still to fetch for a file, for the disk-space preflight.
+fn remaining_bytes(work_dir: &Path, row: &PlanRow) -> u64 {
+    let path = work_path(work_dir, &row.file);
+    if path.exists() {
+        return 0;
+    }
+    let mut part = path.into_os_string();
+    part.push(".part");
+    let have = std::fs::metadata(PathBuf::from(part))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    row.size.unwrap_or(0).saturating_sub(have)
+}
+
+/// Download then upload one file; never fails the run, only the file.
+async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (FileAudit, u64) {
+    let started = Instant::now();
+    let file = &row.file;
+    let mut audit = FileAudit {
+        file: file.file_name.clone(),
+        dataset: file.dataset,
+        year: file.year,
+        url: file.url.clone(),
+        bytes: None,
+        sha256: None,
+        download: DownloadStatus::Failed,
+        upload: UploadStatus::NotAttempted,
+        key: row.target.clone(),
+        attempts: 0,
+        duration_ms: 0,
+        error: None,
+    };
+    let loc: &Location = match &file.location {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(file = %file.file_name, error = %e, "file failed");
+            audit.error = Some(e.clone());
+            return (audit, 0);
+        }
+    };
+    let bar = progress.file(&file.file_name, row.size);
+    let dest = work_path(&s.work_dir, file);
+    let on_bytes = |n: u64| bar.inc(n);
+    let expected = download::Expected {
+        size: row.size,
+        validator: row.validator.clone(),
+    };
+    let got = download::download(
+        &s.source, loc, &file.url, &expected, &dest, &s.retry, &on_bytes,
+    )
+    .await;
+    let d = match got {
+        Ok(d) => d,
+        Err(e) => {
+            bar.finish("download failed");
+            tracing::error!(file = %file.file_name, error = %e.message, "download failed");
+            audit.attempts = e.attempts;
+            audit.error = Some(e.message);
+            audit.duration_ms = started.elapsed().as_millis() as u64;
+            return (audit, 0);
+        }
+    };
+    audit.download = d.status;
+    audit.attempts = d.attempts;
+    audit.bytes = Some(d.bytes);
+    audit.sha256 = Some(d.sha256.clone());
+    if !s.no_upload {
+        let (status, note) = upload(s, file, &d).await;
+        audit.upload = status;
+        audit.error = note;
+    }
+    bar.finish(&label(&audit.upload));
+    audit.duration_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(file = %file.file_name, download = ?audit.download, upload = ?audit.upload, bytes = d.bytes, ms = audit.duration_ms, "file done");
+    (audit, d.transferred)
+}
+
+/// The wire name of a status (`skipped_identical`), for people too.
+pub fn label<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Idempotent upload: HEAD first; identical → skip; different → keep
+/// unless `--overwrite`; absent → create-only write.
+async fn upload(
+    s: &RunSettings,
+    file: &PlannedFile,
+    d: &download::Downloaded,
+) -> (UploadStatus, Option<String>) {
+    let dest = &s.destination;
+    let compare = |info: &super::store::ObjectInfo| {
+        info.size == d.bytes && info.sha256.as_deref() == Some(d.sha256.as_str())
+    };
+    let existing = match dest.head(&file.key).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(file = %file.file_name, error = %e, "upload failed");
+            return (UploadStatus::Failed, Some(e.to_string()));
+        }
+    };
+    let mode = match &existing {
+        Some(info) if compare(info) => return (UploadStatus::SkippedIdentical, None),
+        Some(info) if !s.overwrite => {
+            let note = format!(
+                "{} already exists with different content ({} bytes, sha256 {}); kept it — rerun with --overwrite to replace it",
+                dest.locate(&file.key),
+                info.size,
+                info.sha256.as_deref().unwrap_or("unknown")
+            );
+            tracing::warn!(file = %file.file_name, "{note}");
+            return (UploadStatus::SkippedExists, Some(note));
+        }
+        Some(_) => PutMode::Overwrite,
+        None => PutMode::CreateOnly,
+    };
+    match dest
+        .put_file(&file.key, &d.path, d.bytes, &d.sha256, mode)
+        .await
+    {
+        Ok(PutOutcome::Written) => (UploadStatus::Uploaded, None),
+        Ok(PutOutcome::AlreadyExists) => match dest.head(&file.key).await {
+            Ok(Some(info)) if compare(&info) => (
+                UploadStatus::SkippedIdentical,
+                Some("another writer uploaded the same content first".into()),
+            ),
+            Ok(_) => (
+                UploadStatus::SkippedExists,
+                Some(
+                    "another writer created this object first with different content; kept it"
+                        .into(),
+                ),
+            ),
+            Err(e) => (UploadStatus::Failed, Some(e.to_string())),
+        },
+        Err(e) => {
+            tracing::error!(file = %file.file_name, error = %e, "upload failed");
+            (UploadStatus::Failed, Some(e.to_string()))
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The S3 raw zone.
+//!
+//! HEAD decides everything: 404 is "absent"; 403 and every other error are
+//! errors (403 names the permission to grant), never "absent". New objects
+//! are created with `If-None-Match: *`, so two runs racing cannot both
+//! write. Large files go multipart, parts streamed from disk in parallel
+//! (memory stays flat whatever the file size).
+
+use std::path::Path;
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use futures::{StreamExt, TryStreamExt};
+
+use super::{ObjectInfo, PutMode, PutOutcome, StoreError};
+use crate::aws::AwsClients;
+
+/// Files above this go multipart.
+pub const MULTIPART_THRESHOLD: u64 = 32 * 1024 * 1024;
+const MIN_PART: u64 = 16 * 1024 * 1024;
+const PARALLEL_PARTS: usize = 8;
+const SHA_METADATA: &str = "sha256";
+
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    /// Empty, or ending in `/`.
+    prefix: String,
+}
+
+/// How an SDK error reads, without leaking request details.
+struct Failure {
+    status: Option<u16>,
+    code: Option<String>,
+    message: String,
+}
+
+type Raw = aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+fn failure<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<E, Raw>) -> Failure {
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    let code = e.code().map(str::to_string);
+    let message = match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        _ => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
+    };
+    Failure {
+        status,
+        code,
+        message,
+    }
+}
+
+impl S3Store {
+    pub fn new(clients: &AwsClients, bucket: &str, prefix: &str) -> Self {
+        let prefix = prefix.trim_matches('/');
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
+        Self {
+            client: clients.s3(),
+            bucket: bucket.to_string(),
+            prefix,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn full_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// The IAM resource a key falls under, as the policy grants it
+    /// (`arn:aws:s3:::BUCKET/raw/*`).
+    fn resource_of(&self, key: &str) -> String {
+        let zone = key.split('/').next().unwrap_or("raw");
+        format!("arn:aws:s3:::{}/{}{zone}/*", self.bucket, self.prefix)
+    }
+
+    fn denied(&self, operation: &'static str, key: &str, action: &str) -> StoreError {
+        let mut permission = format!("{action} on {}", self.resource_of(key));
+        if operation == "HeadObject" {
+            permission.push_str(&format!(" (and s3:ListBucket on arn:aws:s3:::{}, without which a missing object reads as 403)", self.bucket));
+        }
+        StoreError::AccessDenied {
+            operation,
+            location: format!("s3://{}/{}", self.bucket, self.full_key(key)),
+            permission,
+        }
+    }
+
+    fn other(&self, operation: &'static str, key: &str, f: Failure) -> StoreError {
+        StoreError::Other {
+            operation,
+            location: format!("s3://{}/{}", self.bucket, self.full_key(key)),
+            message: f.message,
+        }
+    }
+
+    pub async fn check_bucket(&self) -> Result<(), StoreError> {
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let f = failure(&e);
+                match f.status {
+                    Some(404) => Err(StoreError::NoSuchBucket {
+                        bucket: self.bucket.clone(),
+                    }),
+                    Some(403) => Err(StoreError::AccessDenied {
+                        operation: "HeadBucket",
+                        location: format!("s3://{}", self.bucket),
+                        permission: format!("s3:ListBucket on arn:aws:s3:::{}", self.bucket),
+                    }),
+                    _ => Err(StoreError::Other {
+                        operation: "HeadBucket",
+                        location: format!("s3://{}", self.bucket),
+                        message: f.message,
+                    }),
+                }
+            }
+        }
+    }
+
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        let full = self.full_key(key);
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(ObjectInfo {
+                size: out.content_length().unwrap_or_default().max(0) as u64,
+                sha256: out.metadata().and_then(|m| m.get(SHA_METADATA)).cloned(),
+            })),
+            Err(e) => {
+                let f = failure(&e);
+                match (f.status, f.code.as_deref()) {
+                    (Some(404), _) | (_, Some("NotFound" | "NoSuchKey")) => Ok(None),
+                    (Some(403), _) => Err(self.denied("HeadObject", key, "s3:GetObject")),
+                    _ => Err(self.other("HeadObject", key, f)),
+                }
+            }
+        }
+    }
+
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        size: u64,
+        sha256: &str,
+        mode: PutMode,
+    ) -> Result<PutOutcome, StoreError> {
+        if size > MULTIPART_THRESHOLD {
+            return self.put_multipart(key, path, size, sha256, mode).await;
+        }
+        let body = ByteStream::from_path(path).await.map_err(|e| {
+            self.other(
+                "PutObject",
+                key,
+                Failure {
+                    status: None,
+                    code: None,
+                    message: e.to_string(),
+                },
+            )
+        })?;
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .body(body)
+            .content_type("text/csv")
+            .metadata(SHA_METADATA, sha256);
+        if mode == PutMode::CreateOnly {
+            req = req.if_none_match("*");
+        }
+        match req.send().await {
+            Ok(_) => Ok(PutOutcome::Written),
+            Err(e) => self.put_error("PutObject", key, e),
+        }
+    }
+
+    fn put_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        op: &'static str,
+        key: &str,
+        e: SdkError<E, Raw>,
+    ) -> Result<PutOutcome, StoreError> {
+        let f = failure(&e);
+        match (f.status, f.code.as_deref()) {
+            (Some(412), _) | (_, Some("PreconditionFailed")) => Ok(PutOutcome::AlreadyExists),
+            (Some(403), _) | (_, Some("AccessDenied")) => Err(self.denied(op, key, "s3:PutObject")),
+            _ => Err(self.other(op, key, f)),
+        }
+    }
+
+    async fn put_multipart(
+        &self,
+        key: &str,
+        path: &Path,
+        size: u64,
+        sha256: &str,
+        mode: PutMode,
+    ) -> Result<PutOutcome, StoreError> {
+        let full = self.full_key(key);
+        let created = match self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .content_type("text/csv")
+            .metadata(SHA_METADATA, sha256)
+            .send()
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return self.put_error("CreateMultipartUpload", key, e),
+        };
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        // ≤ 10,000 parts whatever the size; at least 16 MiB each.
+        let part_size = MIN_PART.max(size.div_ceil(9_000).next_multiple_of(1024 * 1024));
+        let count = size.div_ceil(part_size);
+        let parts = futures::stream::iter(0..count)
+            .map(|i| {
+                let (client, bucket, full, upload_id, path) = (
+                    self.client.clone(),
+                    self.bucket.clone(),
+                    full.clone(),
+                    upload_id.clone(),
+                    path.to_path_buf(),
+                );
+                async move {
+                    let offset = i * part_size;
+                    let len = part_size.min(size - offset);
+                    let body = ByteStream::read_from()
+                        .path(&path)
+                        .offset(offset)
+                        .length(Length::Exact(len))
+                        .build()
+                        .await
+                        .map_err(|e| Failure {
+                            status: None,
+                            code: None,
+                            message: e.to_string(),
+                        })?;
+                    let number = (i + 1) as i32;
+                    let out = client
+                        .upload_part()
+                        .bucket(bucket)
+                        .key(full)
+                        .upload_id(upload_id)
+                        .part_number(number)
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(|e| failure(&e))?;
+                    Ok::<_, Failure>(
+                        CompletedPart::builder()
+                            .part_number(number)
+                            .set_e_tag(out.e_tag().map(str::to_string))
+                            .build(),
+                    )
+                }
+            })
+            .buffered(PARALLEL_PARTS)
+            .try_collect::<Vec<_>>()
+            .await;
+        let result = match parts {
+            Err(f) => Err(if f.status == Some(403) {
+                self.denied("UploadPart", key, "s3:PutObject")
+            } else {
+                self.other("UploadPart", key, f)
+            }),
+            Ok(parts) => {
+                let mut req = self
+                    .client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&full)
+                    .upload_id(&upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts))
+                            .build(),
+                    );
+                if mode == PutMode::CreateOnly {
+                    req = req.if_none_match("*");
+                }
+                match req.send().await {
+                    Ok(_) => return Ok(PutOutcome::Written),
+                    Err(e) => self.put_error("CompleteMultipartUpload", key, e),
+                }
+            }
+        };
+        // Best effort: the bucket's lifecycle rule is the backstop when the
+        // role may not abort (least privilege) or we were killed.
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .upload_id(&upload_id)
+            .send()
+            .await;
+        result
+    }
+
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| {
+                let f = failure(&e);
+                if f.status == Some(403) {
+                    self.denied("PutObject", key, "s3:PutObject")
+                } else {
+                    self.other("PutObject", key, f)
+                }
+            })
+    }
+}
