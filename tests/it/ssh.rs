@@ -313,10 +313,7 @@ fn a_hung_command_times_out_alone_while_others_finish() {
     assert!(took < Duration::from_secs(4), "took {took:?}");
     // A command that never stops talking times out too.
     let t0 = Instant::now();
-    let res = t.exec(
-        "while :; do echo tick; done",
-        Duration::from_secs(1),
-    );
+    let res = t.exec("while :; do echo tick; done", Duration::from_secs(1));
     assert!(
         matches!(res, Err(TransportError::Timeout { .. })),
         "{res:?}"
