@@ -25,7 +25,9 @@ N="${N:-10}"
 RUNS="${RUNS:-5}"
 DELAY="${DELAY:-0}"
 SSHD="${OPENPAY_TEST_SSHD:-/usr/sbin/sshd}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/openpay-target}"
+# Same layout as scripts/test.sh: shared compiled deps, this clone's binary.
+export CARGO_BUILD_BUILD_DIR="${CARGO_BUILD_BUILD_DIR:-$HOME/.cache/openpay-target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 [ -x "$SSHD" ] || { echo "error: $SSHD not found; apt-get install openssh-server (scripts/test.sh does)" >&2; exit 1; }
 command -v ssh-keygen >/dev/null || { echo "error: ssh-keygen not found; apt-get install openssh-client" >&2; exit 1; }
