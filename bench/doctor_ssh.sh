@@ -142,7 +142,9 @@ median_ms() { # host count -> median wall time of RUNS runs, in ms
   printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
 
-cpu_ms() { [ -f "$tmp/cpu.txt" ] && awk '{printf "%d", ($1 + $2) * 1000}' "$tmp/cpu.txt" || echo "n/a"; }
+# time(1) writes "Command exited with non-zero status 1" first when doctor
+# exits 1; the times are on the last line.
+cpu_ms() { [ -f "$tmp/cpu.txt" ] && tail -n 1 "$tmp/cpu.txt" | awk '{printf "%d", ($1 + $2) * 1000}' || echo "n/a"; }
 one=$(median_ms 1)
 one_cpu=$(cpu_ms)
 many=$(median_ms "$N")
