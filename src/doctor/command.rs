@@ -14,11 +14,12 @@ use super::checks::cloud_init;
 use super::render;
 use super::runner::{self, HostTarget, RunEnv};
 use super::transport::local::LocalTransport;
+use super::transport::ssh::{SshOptions, SshTarget, SshTransport};
 use super::transport::{Transport, TransportError};
 use crate::Globals;
 use crate::aws::{AwsClients, AwsSettings};
 use crate::cli::{DoctorArgs, ReportFormat};
-use crate::exit::{Exit, usage};
+use crate::exit::{Exit, UsageError, usage};
 
 /// How often `--wait` asks cloud-init for its state.
 const WAIT_POLL: Duration = Duration::from_secs(2);
@@ -43,6 +44,7 @@ pub async fn run(g: &Globals, args: DoctorArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     }
     let specs = runner::select(catalog, &args.only, &args.skip)?;
+    validate_ssh_args(&args)?;
 
     let targets = connect_all(&args).await;
     if let Some(secs) = args.wait {
@@ -116,18 +118,37 @@ async fn connect_all(args: &DoctorArgs) -> Vec<HostTarget> {
     targets
 }
 
-/// Opens an SSH session to `host` (`USER@ADDR[:PORT]`).
-///
-/// LEAD: placeholder until branch `ssh` is merged — replace the body with
-/// `SshTarget::parse(host)` + `SshTransport::connect(&target, &SshOptions {
-/// identity_file: args.identity_file.clone(), accept_new_host_key:
-/// args.accept_new_host_key, .. })` and map a parse error to exit 2.
+/// Rejects bad `--host` values and a missing `--identity-file` before any
+/// connection is tried: bad input is exit 2, not an unreachable host.
+fn validate_ssh_args(args: &DoctorArgs) -> Result<(), UsageError> {
+    for host in &args.hosts {
+        SshTarget::parse(host)?;
+    }
+    if let Some(key) = args
+        .identity_file
+        .as_ref()
+        .filter(|_| !args.hosts.is_empty())
+        && !key.is_file()
+    {
+        return Err(UsageError(format!(
+            "--identity-file {}: no such file; pass the path of the private key (e.g. ~/.ssh/ingest.pem)",
+            key.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Opens an SSH session to `host` (`USER@ADDR[:PORT]`, already validated
+/// by [`validate_ssh_args`]). Blocking; called from `spawn_blocking`, one
+/// task per host, so hosts connect in parallel.
 fn connect_ssh(host: &str, args: &DoctorArgs) -> Result<Arc<dyn Transport>, TransportError> {
-    let _ = args;
-    Err(TransportError::Unreachable {
-        host: host.to_string(),
-        reason: "SSH transport not available in this build".to_string(),
-    })
+    let target = SshTarget::parse(host).map_err(|e| TransportError::Io(e.to_string()))?;
+    let opts = SshOptions {
+        identity_file: args.identity_file.clone(),
+        accept_new_host_key: args.accept_new_host_key,
+        ..SshOptions::default()
+    };
+    Ok(Arc::new(SshTransport::connect(&target, &opts)?))
 }
 
 /// `--wait`: every reachable host in parallel, each bounded by `limit`,

@@ -6,3 +6,4 @@ mod bootstrap;
 mod common;
 mod doctor;
 mod pipeline;
+mod ssh;

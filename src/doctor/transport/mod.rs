@@ -6,6 +6,7 @@
 //! host must fail that one check, not the whole doctor.
 
 pub mod local;
+pub mod ssh;
 
 use std::time::Duration;
 

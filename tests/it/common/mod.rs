@@ -5,6 +5,7 @@
 
 pub mod cms;
 pub mod moto;
+pub mod sshd;
 
 use std::path::PathBuf;
 
