@@ -2,4 +2,5 @@
 //! real `openpay` binary or library against real servers started here —
 //! moto_server, sshd, the CMS fixture server, terraform.
 
+mod cidr;
 mod common;
