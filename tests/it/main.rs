@@ -4,3 +4,4 @@
 
 mod cidr;
 mod common;
+mod drift;
