@@ -70,23 +70,30 @@ pub async fn run(g: &Globals, args: DriftArgs) -> anyhow::Result<Exit> {
         comparison,
     };
 
-    let mut stdout = std::io::stdout().lock();
-    match args.format {
-        TextOrJson::Json => {
-            serde_json::to_writer_pretty(&mut stdout, &report.to_json())
-                .context("writing the JSON report")?;
-            use std::io::Write;
-            writeln!(stdout).context("writing the JSON report")?;
+    // A closed pipe (`| head`) is not an error of the comparison.
+    match write_report(&report, args.format, g.verbose > 0) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(e).context("writing the drift report to stdout");
         }
-        TextOrJson::Text => report
-            .write_text(&mut stdout, g.verbose > 0)
-            .context("writing the report")?,
+        _ => {}
     }
     Ok(if report.comparison.has_drift() {
         Exit::Findings
     } else {
         Exit::Success
     })
+}
+
+fn write_report(report: &Report, format: TextOrJson, verbose: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        TextOrJson::Json => {
+            serde_json::to_writer_pretty(&mut stdout, &report.to_json())?;
+            writeln!(stdout)
+        }
+        TextOrJson::Text => report.write_text(&mut stdout, verbose),
+    }
 }
 
 /// Reads, renders and parses the repo's policy template. Every failure is

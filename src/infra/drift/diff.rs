@@ -387,3 +387,116 @@ fn atom_statement(sa: &SourcedAtom) -> Statement {
         not_principal: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(json: &str) -> Vec<(String, PolicyDocument)> {
+        vec![("repo:t".into(), PolicyDocument::parse(json).unwrap())]
+    }
+
+    fn inline(json: &str) -> LivePolicy {
+        LivePolicy {
+            name: "inline:p".into(),
+            kind: LiveKind::Inline {
+                policy_name: "p".into(),
+            },
+            document: PolicyDocument::parse(json).unwrap(),
+        }
+    }
+
+    const BASE: &str = r#"{"Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:GetObject"],"Resource":"arn:aws:s3:::b/raw/*"}]}"#;
+
+    #[test]
+    fn identical_is_no_drift_and_no_differences() {
+        let c = compare(&repo(BASE), &[inline(BASE)], &[], "b");
+        assert!(!c.has_drift());
+        assert!(c.differences.is_empty());
+    }
+
+    #[test]
+    fn split_statements_and_action_case_are_not_drift() {
+        let live = r#"{"Statement":[{"Sid":"A","Effect":"Allow","Action":"S3:GETOBJECT","Resource":["arn:aws:s3:::b/raw/*"]},
+            {"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::b/raw/*"}]}"#;
+        let c = compare(&repo(BASE), &[inline(live)], &[], "b");
+        assert!(!c.has_drift(), "{:?}", c.differences);
+        assert_eq!(c.count(Class::Cosmetic), 1, "written differently");
+    }
+
+    #[test]
+    fn live_deny_that_blocks_a_needed_action_is_removed_access() {
+        let live = r#"{"Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:GetObject"],"Resource":"arn:aws:s3:::b/raw/*"},
+            {"Effect":"Deny","Action":"s3:Put*","Resource":"*"}]}"#;
+        let c = compare(&repo(BASE), &[inline(live)], &[], "b");
+        assert!(c.has_drift());
+        let d = &c.differences[0];
+        assert_eq!(
+            (d.class, d.side, d.effect),
+            (Class::Removed, Side::Live, Effect::Deny)
+        );
+        assert!(
+            d.impact
+                .iter()
+                .any(|i| i.probe.action == "s3:PutObject" && i.with == "explicitDeny")
+        );
+    }
+
+    #[test]
+    fn live_deny_of_something_never_granted_is_cosmetic() {
+        let live = r#"{"Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:GetObject"],"Resource":"arn:aws:s3:::b/raw/*"},
+            {"Effect":"Deny","Action":"s3:DeleteBucket","Resource":"*"}]}"#;
+        let c = compare(&repo(BASE), &[inline(live)], &[], "b");
+        assert!(!c.has_drift(), "{:?}", c.differences);
+        assert_eq!(c.differences[0].class, Class::Cosmetic);
+    }
+
+    #[test]
+    fn narrower_live_grant_is_removed_and_wider_is_added() {
+        let narrower = r#"{"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/raw/*"}]}"#;
+        let c = compare(&repo(BASE), &[inline(narrower)], &[], "b");
+        assert_eq!(c.count(Class::Removed), 1);
+        assert_eq!(c.count(Class::Added), 0);
+        let wider = r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b/raw/*"}]}"#;
+        let c = compare(&repo(BASE), &[inline(wider)], &[], "b");
+        assert_eq!(c.count(Class::Added), 1);
+        // The repo's two grants are inside the wider one: cosmetic, not removed.
+        assert_eq!(c.count(Class::Removed), 0);
+    }
+
+    #[test]
+    fn undeclared_managed_policy_is_drift_even_when_covered() {
+        let managed = LivePolicy {
+            name: "managed:arn:aws:iam::1:policy/x".into(),
+            kind: LiveKind::Managed {
+                policy_arn: "arn:aws:iam::1:policy/x".into(),
+                default_version: "v1".into(),
+            },
+            document: PolicyDocument::parse(BASE).unwrap(),
+        };
+        let c = compare(&repo(BASE), &[managed.clone()], &[], "b");
+        assert!(c.has_drift());
+        assert_eq!(
+            c.undeclared_managed_policies,
+            vec!["arn:aws:iam::1:policy/x"]
+        );
+        let c = compare(
+            &repo(BASE),
+            &[managed],
+            &["arn:aws:iam::1:policy/x".into()],
+            "b",
+        );
+        assert!(!c.has_drift());
+    }
+
+    #[test]
+    fn conditions_are_part_of_the_grant() {
+        let with_cond = r#"{"Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:GetObject"],"Resource":"arn:aws:s3:::b/raw/*",
+            "Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}"#;
+        let c = compare(&repo(BASE), &[inline(with_cond)], &[], "b");
+        // The unconditioned repo grant covers the conditioned live one, but not the reverse.
+        assert_eq!(c.count(Class::Removed), 2);
+        assert_eq!(c.count(Class::Added), 0);
+        assert_eq!(c.count(Class::Cosmetic), 2);
+    }
+}
