@@ -474,7 +474,7 @@ mod tests {
             },
             document: PolicyDocument::parse(BASE).unwrap(),
         };
-        let c = compare(&repo(BASE), &[managed.clone()], &[], "b");
+        let c = compare(&repo(BASE), std::slice::from_ref(&managed), &[], "b");
         assert!(c.has_drift());
         assert_eq!(
             c.undeclared_managed_policies,
