@@ -292,3 +292,26 @@ fn drift_without_bucket_or_role_is_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--role"));
 }
+
+#[test]
+fn drift_without_credentials_exits_3_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = repo_root().join("terraform/policies/runner.json.tftpl");
+    // A real moto endpoint, but no credentials anywhere in the chain.
+    let server = MotoServer::start();
+    let out = openpay()
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("AWS_ENDPOINT_URL", server.url())
+        .env("AWS_REGION", "us-west-1")
+        .args([
+            "iam", "drift", "--role", ROLE, "--var", "bucket=b", "--policy",
+        ])
+        .arg(&template)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no AWS credentials found"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
