@@ -3,7 +3,9 @@
 //! moto_server, sshd, the CMS fixture server, terraform.
 
 mod bootstrap;
+mod cidr;
 mod common;
 mod doctor;
+mod drift;
 mod pipeline;
 mod ssh;
