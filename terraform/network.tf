@@ -2,6 +2,7 @@
 # and a route table. SSH is reachable only from var.ssh_allowed_cidrs.
 
 data "aws_availability_zones" "available" {
+  #checkov:skip=CKV_AWS_394:Only names[0] is used, for the one subnet, and the subnet ignores later changes of its zone (lifecycle below), so a newly added zone can never move or replace the existing host.
   state = "available"
 }
 
@@ -35,6 +36,10 @@ resource "aws_subnet" "public" {
 
   tags = {
     Name = "${var.project}-public"
+  }
+
+  lifecycle {
+    ignore_changes = [availability_zone]
   }
 }
 
