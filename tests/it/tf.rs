@@ -166,44 +166,6 @@ async fn tf_applies_the_whole_stack_to_moto_then_plans_clean_gates_and_destroys(
 
     // what landed in "AWS" is what the stack promises
     let aws = moto.clients().await;
-    // versioning on: two writes of one key keep two versions (moto's
-    // GetBucketVersioning reply does not parse in the Rust SDK, so the
-    // behaviour is checked instead of the setting)
-    for body in ["a,b\n", "a,b\n1,2\n"] {
-        aws.s3()
-            .put_object()
-            .bucket(BUCKET)
-            .key("raw/x.csv")
-            .body(body.as_bytes().to_vec().into())
-            .send()
-            .await
-            .unwrap();
-    }
-    let versions = aws
-        .s3()
-        .list_object_versions()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(versions.versions().len(), 2, "versioning is not enabled");
-    let pab = aws
-        .s3()
-        .get_public_access_block()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .unwrap();
-    let c = pab.public_access_block_configuration().unwrap();
-    assert_eq!(
-        (
-            c.block_public_acls(),
-            c.block_public_policy(),
-            c.ignore_public_acls(),
-            c.restrict_public_buckets()
-        ),
-        (Some(true), Some(true), Some(true), Some(true))
-    );
     let id = outputs["instance_id"]["value"].as_str().unwrap();
     let desc = aws
         .ec2()
@@ -291,6 +253,54 @@ async fn tf_applies_the_whole_stack_to_moto_then_plans_clean_gates_and_destroys(
         .expect("the bucket must survive the refused apply");
 
     // destroy: never without --yes off a terminal, never a bucket with data without --force
+    // moto evaluates the bucket policy's DenyInsecureTransport statement
+    // without its aws:SecureTransport condition and refuses every object
+    // write, so the policy goes before objects are written (destroy below
+    // then also covers a resource that vanished outside terraform).
+    aws.s3()
+        .delete_bucket_policy()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    // versioning on: two writes of one key keep two versions (moto's
+    // GetBucketVersioning reply does not parse in the Rust SDK, so the
+    // behaviour is checked instead of the setting)
+    for body in ["a,b\n", "a,b\n1,2\n"] {
+        aws.s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key("raw/x.csv")
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let versions = aws
+        .s3()
+        .list_object_versions()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versions.versions().len(), 2, "versioning is not enabled");
+    let pab = aws
+        .s3()
+        .get_public_access_block()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let c = pab.public_access_block_configuration().unwrap();
+    assert_eq!(
+        (
+            c.block_public_acls(),
+            c.block_public_policy(),
+            c.ignore_public_acls(),
+            c.restrict_public_buckets()
+        ),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
     // raw/x.csv (two versions) is still in the bucket
     let out = stack.tf(&["destroy"], ALLOWED, &[]);
     assert_eq!(
