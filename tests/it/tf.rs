@@ -115,6 +115,13 @@ fn show(o: &Output) -> String {
     )
 }
 
+/// Exit code `code`, and `needle` in stdout or stderr.
+fn expect(out: &Output, code: i32, needle: &str) {
+    let text = show(out);
+    assert_eq!(out.status.code(), Some(code), "{text}");
+    assert!(text.contains(needle), "`{needle}` missing: {text}");
+}
+
 const ALLOWED: &str = r#"["198.51.100.0/24"]"#;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -197,12 +204,7 @@ async fn tf_applies_the_whole_stack_to_moto_then_plans_clean_gates_and_destroys(
 
     // a second plan has nothing to do
     let out = stack.tf(&["plan", "--detailed-exitcode"], ALLOWED, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("No changes"),
-        "{}",
-        show(&out)
-    );
+    expect(&out, 0, "No changes");
 
     // output, as JSON, redacted
     let out = stack.tf(&["output", "--format", "json"], ALLOWED, &[]);
@@ -228,23 +230,13 @@ async fn tf_applies_the_whole_stack_to_moto_then_plans_clean_gates_and_destroys(
         ALLOWED,
         &["bucket_suffix=renamed"],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("data-or-role-destroyed"),
-        "{}",
-        show(&out)
-    );
+    expect(&out, 1, "data-or-role-destroyed");
     let out = stack.tf(
         &["apply", "--no-doctor"],
         ALLOWED,
         &["bucket_suffix=renamed"],
     );
-    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("apply refused"),
-        "{}",
-        show(&out)
-    );
+    expect(&out, 3, "apply refused");
     aws.s3()
         .head_bucket()
         .bucket(BUCKET)
