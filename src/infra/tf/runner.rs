@@ -182,6 +182,11 @@ fn check(step: &str, out: &Output) -> Result<(), TfError> {
 /// Turns a failed run into the most specific error terraform's text allows.
 pub fn failure(step: &str, out: &Output) -> TfError {
     let stderr = strip_ansi(&String::from_utf8_lossy(&out.stderr));
+    // terraform writes diagnostics to stderr; stdout holds the (partial)
+    // plan rendering, which only helps when stderr says nothing.
+    if stderr.contains("Error") {
+        return classify_failure(step, &stderr);
+    }
     let stdout = strip_ansi(&String::from_utf8_lossy(&out.stdout));
     classify_failure(step, &format!("{stderr}\n{stdout}"))
 }
@@ -223,7 +228,9 @@ pub fn classify_failure(step: &str, text: &str) -> TfError {
             .captures(text)
             .map(|c| c[1].to_string())
             .unwrap_or_default();
-        let message = error_lines(&lines);
+        let message = error_lines(&lines)
+            .replace("Invalid value for variable ", "")
+            .replace("No value for required variable ", "no value given; ");
         return TfError::Invalid {
             input: if var.is_empty() {
                 "terraform variable".into()
@@ -251,6 +258,12 @@ fn error_lines(lines: &[&str]) -> String {
         }
         if in_error {
             let t = l.trim();
+            let code_line = t
+                .split_once(": ")
+                .is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()));
+            if code_line || t.starts_with("This was checked by") {
+                continue;
+            }
             if t.is_empty()
                 || t.starts_with("on ")
                 || t.starts_with("with ")
@@ -305,6 +318,7 @@ mod tests {
         assert!(msg.contains("ssh_allowed_cidrs"), "{msg}");
         assert!(msg.contains("never contain 0.0.0.0/0"), "{msg}");
         assert!(!msg.contains('\n'), "one line: {msg}");
+        assert!(!msg.contains("27:") && !msg.contains("checked by"), "{msg}");
     }
 
     #[test]
