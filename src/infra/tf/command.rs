@@ -126,7 +126,17 @@ impl Ctx {
         self.tf.init_if_needed()?;
         tracing::info!(dir = %self.tf.dir.display(), "terraform plan{}", if destroy { " -destroy" } else { "" });
         let exit = self.tf.plan(&self.planfile, destroy)?;
-        let plan = Plan::parse(&self.tf.show_json(&self.planfile)?)?;
+        let mut plan = Plan::parse(&self.tf.show_json(&self.planfile)?)?;
+        if destroy {
+            // terraform gives no action_reason in a -destroy plan
+            for c in plan
+                .changes
+                .iter_mut()
+                .filter(|c| c.action == Action::Delete)
+            {
+                c.reason = "destroy requested".into();
+            }
+        }
         Ok((exit, plan))
     }
 
