@@ -9,3 +9,4 @@ mod doctor;
 mod drift;
 mod pipeline;
 mod ssh;
+mod tf;
