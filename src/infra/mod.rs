@@ -3,4 +3,5 @@
 
 pub mod cidr;
 pub mod drift;
+pub mod policy;
 pub mod tf;
