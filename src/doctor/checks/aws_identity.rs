@@ -109,7 +109,7 @@ pub async fn caller_identity(aws: &AwsClients) -> Result<Identity, IdentityError
 fn classify_sts_error<E, R>(e: &SdkError<E, R>) -> IdentityError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let text = sdk_error_line(e);
     if matches!(e, SdkError::ServiceError(_)) {
@@ -128,7 +128,7 @@ where
 pub fn sdk_error_line<E, R>(e: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     if let SdkError::ServiceError(se) = e {
         let err = se.err();
