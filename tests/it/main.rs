@@ -3,3 +3,4 @@
 //! moto_server, sshd, the CMS fixture server, terraform.
 
 mod common;
+mod awschecks;
