@@ -232,7 +232,7 @@ fn split_list(v: &str) -> Vec<String> {
 
 /// toml's errors span several lines with a caret drawing; keep the
 /// contract's "one-line error".
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.lines()
         .map(str::trim)
         .filter(|l| {

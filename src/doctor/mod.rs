@@ -1,6 +1,11 @@
 //! Host and account readiness checks: catalog, runner, transports, reports.
 
+pub mod catalog;
 pub mod check;
 pub mod checks;
 pub mod command;
+pub mod gate;
+pub mod report;
+pub mod runner;
 pub mod transport;
+pub mod version;

@@ -10,7 +10,7 @@ use openpay::aws::AwsClients;
 use openpay::config::Config;
 use openpay::doctor::check::{CheckCtx, CheckOptions, CheckStatus, Outcome};
 use openpay::doctor::checks::{aws_iam_put_object, aws_identity, net_ssh_allowlist, tf_ssh_allowlist};
-use openpay::doctor::transport::{CmdOutput, Transport, TransportError};
+use openpay::doctor::transport::local::LocalTransport;
 
 use crate::common::moto::MotoServer;
 use crate::common::repo_root;
@@ -19,32 +19,9 @@ const ACCOUNT: &str = "123456789012";
 const BUCKET: &str = "openpay-test-raw";
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
-/// This machine, for the one host call an account check makes (`hostname`).
-struct ThisMachine;
-
-impl Transport for ThisMachine {
-    fn label(&self) -> String {
-        "local".into()
-    }
-    fn exec(&self, command: &str, _timeout: Duration) -> Result<CmdOutput, TransportError> {
-        let out = std::process::Command::new("sh")
-            .args(["-c", command])
-            .output()
-            .map_err(|e| TransportError::Io(e.to_string()))?;
-        Ok(CmdOutput {
-            status: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        })
-    }
-    fn read_file(&self, path: &str, _timeout: Duration) -> Result<Option<String>, TransportError> {
-        Ok(std::fs::read_to_string(path).ok())
-    }
-}
-
 fn ctx(aws: Option<AwsClients>, config: Config, options: CheckOptions) -> CheckCtx {
     CheckCtx {
-        transport: Arc::new(ThisMachine),
+        transport: Arc::new(LocalTransport::new()),
         config: Arc::new(config),
         aws,
         options: Arc::new(options),

@@ -15,7 +15,7 @@ use aws_sdk_iam::types::{EvaluationResult, PolicyEvaluationDecisionType};
 
 use super::aws_identity::{caller_identity, clients, sdk_error_line};
 use crate::aws::AwsClients;
-use crate::doctor::check::{CheckCtx, CheckStatus, Outcome};
+use crate::doctor::check::{CheckCtx, CheckFuture, CheckStatus, Outcome};
 use crate::infra::policy::{Decision, MatchedStatement, PolicyDocument, Request, evaluate};
 
 /// The fix when no bucket is configured.
@@ -450,8 +450,13 @@ async fn probe(ctx: &CheckCtx, aws: &AwsClients, bucket: &str) -> (CheckStatus, 
     (CheckStatus::Pass, lines)
 }
 
+/// The registered check fn.
+pub fn run(ctx: CheckCtx) -> CheckFuture {
+    Box::pin(check(ctx))
+}
+
 /// The check.
-pub async fn run(ctx: CheckCtx) -> Outcome {
+pub async fn check(ctx: CheckCtx) -> Outcome {
     let aws = match clients(&ctx) {
         Ok(aws) => aws,
         Err(outcome) => return outcome,

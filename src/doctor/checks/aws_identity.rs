@@ -11,7 +11,7 @@ use aws_sdk_sts::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 
 use crate::aws::AwsClients;
-use crate::doctor::check::{CheckCtx, Outcome};
+use crate::doctor::check::{CheckCtx, CheckFuture, Outcome};
 
 /// How the SDK looks for credentials, shown when none were found. Never
 /// echoes a key: it only names the places.
@@ -171,9 +171,14 @@ pub fn clients(ctx: &CheckCtx) -> Result<&AwsClients, Outcome> {
     })
 }
 
+/// The registered check fn.
+pub fn run(ctx: CheckCtx) -> CheckFuture {
+    Box::pin(check(ctx))
+}
+
 /// The check: pass with account, ARN and role; fail with where credentials
 /// are looked for.
-pub async fn run(ctx: CheckCtx) -> Outcome {
+pub async fn check(ctx: CheckCtx) -> Outcome {
     let aws = match clients(&ctx) {
         Ok(aws) => aws,
         Err(outcome) => return outcome,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::aws_identity::{clients, sdk_error_line};
-use crate::doctor::check::{CheckCtx, CheckStatus, Outcome};
+use crate::doctor::check::{CheckCtx, CheckFuture, CheckStatus, Outcome};
 
 /// The fix when no allowlist is configured.
 pub const EMPTY_ALLOWLIST_FIX: &str = "set the networks allowed to reach SSH in openpay.toml, e.g.\n  [doctor]\n  allowed_ssh_cidrs = [\"197.210.77.0/24\"]\n(or OPENPAY_DOCTOR_ALLOWED_SSH_CIDRS=197.210.77.0/24); `openpay cidr '197.210.77.*'` turns a pattern into a CIDR";
@@ -203,8 +203,13 @@ async fn imds_instance_id() -> Result<String, String> {
     }
 }
 
+/// The registered check fn.
+pub fn run(ctx: CheckCtx) -> CheckFuture {
+    Box::pin(check(ctx))
+}
+
 /// The check.
-pub async fn run(ctx: CheckCtx) -> Outcome {
+pub async fn check(ctx: CheckCtx) -> Outcome {
     let aws = match clients(&ctx) {
         Ok(aws) => aws,
         Err(outcome) => return outcome,

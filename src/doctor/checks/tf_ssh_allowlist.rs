@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use hcl::{Block, Body, Expression, TraversalOperator};
 
 use super::net_ssh_allowlist::{Allowlist, EMPTY_ALLOWLIST_FIX, Tally, covers_ssh, describe_ports};
-use crate::doctor::check::{CheckCtx, CheckStatus, Outcome};
+use crate::doctor::check::{CheckCtx, CheckFuture, CheckStatus, Outcome};
 
 /// The terraform variable that carries the SSH allowlist in this repo.
 pub const ALLOWLIST_VARIABLE: &str = "ssh_allowed_cidrs";
@@ -393,8 +393,13 @@ pub fn judge_module(module: &Module, allow: &Allowlist) -> Tally {
     tally
 }
 
+/// The registered check fn.
+pub fn run(ctx: CheckCtx) -> CheckFuture {
+    Box::pin(check(ctx))
+}
+
 /// The check.
-pub async fn run(ctx: CheckCtx) -> Outcome {
+pub async fn check(ctx: CheckCtx) -> Outcome {
     let root = ctx
         .options
         .repo_dir

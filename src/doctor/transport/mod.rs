@@ -5,6 +5,8 @@
 //! can lay out a fake host. Both calls take a deadline: a hung tool on the
 //! host must fail that one check, not the whole doctor.
 
+pub mod local;
+
 use std::time::Duration;
 
 /// What one command printed, and how it ended.
