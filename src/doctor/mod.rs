@@ -5,6 +5,7 @@ pub mod check;
 pub mod checks;
 pub mod command;
 pub mod gate;
+pub mod render;
 pub mod report;
 pub mod runner;
 pub mod transport;
