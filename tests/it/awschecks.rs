@@ -499,3 +499,163 @@ async fn tf_missing_directory_skips() {
     let o = tf_check(dir.path().to_path_buf(), ALLOW).await;
     assert_eq!(o.status, CheckStatus::Skip, "{o:?}");
 }
+
+// ---------------------------------------------------------------- through the binary
+
+/// Runs `openpay doctor ARGS --format json` in `cwd` with `env`; returns
+/// the exit code and the shared (account/repo) results by id.
+fn doctor_json(
+    cwd: &std::path::Path,
+    env: &[(String, String)],
+    args: &[&str],
+) -> (i32, std::collections::BTreeMap<String, serde_json::Value>, String) {
+    let home = tempfile::tempdir().unwrap();
+    let out = crate::common::openpay()
+        .current_dir(cwd)
+        .env("HOME", home.path())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .arg("doctor")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {all}"));
+    let by_id = v["shared"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap().to_string(), c.clone()))
+        .collect();
+    (out.status.code().unwrap(), by_id, all)
+}
+
+fn status(results: &std::collections::BTreeMap<String, serde_json::Value>, id: &str) -> String {
+    results[id]["status"].as_str().unwrap().to_string()
+}
+
+fn with(env: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = env;
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+#[tokio::test]
+async fn binary_preflight_checks_pass_with_runner_role() {
+    let moto = MotoServer::start();
+    let aws = moto.clients().await;
+    role(&aws, "openpay-runner", &[], &[("openpay-runner", &runner_policy(BUCKET))]).await;
+    let env = with(
+        moto.env(),
+        &[("OPENPAY_AWS_BUCKET", BUCKET), ("OPENPAY_AWS_ROLE_NAME", "openpay-runner")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r, all) = doctor_json(dir.path(), &env, &["--only", "aws.identity", "--only", "aws.iam.put-object"]);
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(status(&r, "aws.identity"), "pass", "{all}");
+    assert_eq!(status(&r, "aws.iam.put-object"), "pass", "{all}");
+    let ev = r["aws.iam.put-object"]["evidence"].to_string();
+    assert!(ev.contains("decided locally (simulator unavailable: HTTP 500"), "{ev}");
+}
+
+#[tokio::test]
+async fn binary_put_object_denied_exits_1() {
+    let moto = MotoServer::start();
+    let aws = moto.clients().await;
+    let get_only = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::{BUCKET}","arn:aws:s3:::{BUCKET}/*"]}}]}}"#
+    );
+    role(&aws, "openpay-runner", &[("get-only", &get_only)], &[]).await;
+    let env = with(
+        moto.env(),
+        &[("OPENPAY_AWS_BUCKET", BUCKET), ("OPENPAY_AWS_ROLE_NAME", "openpay-runner")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r, all) = doctor_json(dir.path(), &env, &["--only", "aws.iam.put-object"]);
+    assert_eq!(code, 1, "{all}");
+    assert_eq!(status(&r, "aws.iam.put-object"), "fail", "{all}");
+    let summary = r["aws.iam.put-object"]["summary"].as_str().unwrap();
+    assert!(summary.contains("s3:PutObject") && summary.contains("/raw/*"), "{summary}");
+}
+
+#[tokio::test]
+async fn binary_no_credentials_names_the_chain_and_leaks_nothing() {
+    let moto = MotoServer::start();
+    // A secret without its key id: the env provider is incomplete, nothing
+    // else is configured (empty HOME, IMDS disabled).
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY";
+    let env = vec![
+        ("AWS_ENDPOINT_URL".to_string(), moto.url()),
+        ("AWS_REGION".to_string(), "us-west-1".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), secret.to_string()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r, all) = doctor_json(dir.path(), &env, &["--only", "aws.identity"]);
+    assert_ne!(code, 0, "{all}");
+    assert_eq!(status(&r, "aws.identity"), "fail", "{all}");
+    assert!(
+        r["aws.identity"]["summary"].as_str().unwrap().contains("no AWS credentials"),
+        "{all}"
+    );
+    let fix = r["aws.identity"]["remediation"].as_str().unwrap();
+    for needle in ["instance profile", "AWS_PROFILE", "AWS_ACCESS_KEY_ID"] {
+        assert!(fix.contains(needle), "{needle}: {fix}");
+    }
+    assert!(!all.contains(secret), "the secret leaked: {all}");
+    assert!(!all.contains("panicked"), "{all}");
+}
+
+#[tokio::test]
+async fn binary_offline_skips_account_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r, all) = doctor_json(
+        dir.path(),
+        &[],
+        &["--offline", "--only", "aws.identity", "--only", "aws.iam.put-object", "--only", "net.ssh-allowlist"],
+    );
+    assert_eq!(code, 0, "{all}");
+    for id in ["aws.identity", "aws.iam.put-object", "net.ssh-allowlist"] {
+        assert_eq!(status(&r, id), "skip", "{id}: {all}");
+    }
+}
+
+#[tokio::test]
+async fn binary_ssh_allowlist_by_instance_id_exits_1() {
+    let moto = MotoServer::start();
+    let aws = moto.clients().await;
+    let g = group(&aws, "world", perm("tcp", 22, 22, &["0.0.0.0/0"], &[])).await;
+    let run = aws
+        .ec2()
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .min_count(1)
+        .max_count(1)
+        .security_group_ids(&g)
+        .send()
+        .await
+        .unwrap();
+    let instance = run.instances()[0].instance_id().unwrap().to_string();
+    let env = with(moto.env(), &[("OPENPAY_DOCTOR_ALLOWED_SSH_CIDRS", "197.210.77.0/24")]);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r, all) = doctor_json(dir.path(), &env, &["--only", "net.ssh-allowlist", "--instance-id", &instance]);
+    assert_eq!(code, 1, "{all}");
+    assert_eq!(status(&r, "net.ssh-allowlist"), "fail", "{all}");
+    let ev = r["net.ssh-allowlist"]["evidence"].to_string();
+    assert!(ev.contains(&g) && ev.contains("0.0.0.0/0: OPEN TO THE WORLD"), "{ev}");
+}
+
+#[test]
+fn binary_tf_ssh_allowlist_on_fixtures() {
+    let env = vec![(
+        "OPENPAY_DOCTOR_ALLOWED_SSH_CIDRS".to_string(),
+        "197.210.77.0/24,2001:db8::/32".to_string(),
+    )];
+    let (code, r, all) = doctor_json(&fixture("fail"), &env, &["--only", "tf.ssh-allowlist"]);
+    assert_eq!(code, 1, "{all}");
+    assert_eq!(status(&r, "tf.ssh-allowlist"), "fail", "{all}");
+    let (code, r, all) = doctor_json(&fixture("pass"), &env, &["--only", "tf.ssh-allowlist"]);
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(status(&r, "tf.ssh-allowlist"), "pass", "{all}");
+}

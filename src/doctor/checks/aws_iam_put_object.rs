@@ -248,10 +248,13 @@ fn parse_doc(name: String, raw: &str) -> Result<(String, PolicyDocument), Policy
         })
 }
 
-fn call_err<E, R>(call: &'static str) -> impl Fn(aws_smithy_runtime_api::client::result::SdkError<E, R>) -> PolicyReadError
+fn call_err<E>(
+    call: &'static str,
+) -> impl Fn(
+    aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> PolicyReadError
 where
     E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
 {
     move |e| PolicyReadError::Call {
         call,

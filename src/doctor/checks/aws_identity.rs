@@ -9,6 +9,7 @@
 
 use aws_sdk_sts::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 use crate::aws::AwsClients;
 use crate::doctor::check::{CheckCtx, CheckFuture, Outcome};
@@ -51,7 +52,7 @@ impl Identity {
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     /// No credentials anywhere in the chain.
-    #[error("no AWS credentials found ({0})")]
+    #[error("no AWS credentials found in the standard chain")]
     NoCredentials(String),
     /// STS answered, but refused (expired token, invalid key id, ...).
     #[error("STS GetCallerIdentity refused: {0}")]
@@ -106,10 +107,9 @@ pub async fn caller_identity(aws: &AwsClients) -> Result<Identity, IdentityError
     }
 }
 
-fn classify_sts_error<E, R>(e: &SdkError<E, R>) -> IdentityError
+fn classify_sts_error<E>(e: &SdkError<E, HttpResponse>) -> IdentityError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
 {
     let text = sdk_error_line(e);
     if matches!(e, SdkError::ServiceError(_)) {
@@ -125,11 +125,11 @@ where
 
 /// An SDK error as one line: the service's code and message when it
 /// answered, else the error chain (which never holds credentials).
-pub fn sdk_error_line<E, R>(e: &SdkError<E, R>) -> String
+pub fn sdk_error_line<E>(e: &SdkError<E, HttpResponse>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
 {
+    let status = e.raw_response().map(|r| r.status().as_u16());
     if let SdkError::ServiceError(se) = e {
         let err = se.err();
         if let Some(code) = err.code() {
@@ -148,10 +148,13 @@ where
         }
         cur = err.source();
     }
-    let line = parts.join(": ").replace('\n', " ");
+    let mut line = parts.join(": ").split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some(code) = status {
+        line = format!("HTTP {code}: {line}");
+    }
     // A proxy or a local server may answer HTML; keep the report readable.
-    if line.len() > 300 {
-        format!("{}…", line.chars().take(300).collect::<String>())
+    if line.chars().count() > 400 {
+        format!("{}…", line.chars().take(400).collect::<String>())
     } else {
         line
     }
@@ -201,8 +204,10 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
             evidence.push(format!("region: {}", aws.region()));
             Outcome::pass(format!("AWS account {} as {who}", id.account)).with_evidence(evidence)
         }
-        Err(e @ IdentityError::NoCredentials(_)) => Outcome::fail(e.to_string())
-            .with_evidence([e.to_string()])
+        Err(IdentityError::NoCredentials(detail)) => Outcome::fail(
+            "no AWS credentials found in the standard chain",
+        )
+        .with_evidence([format!("sdk: {detail}")])
             .with_remediation(CREDENTIALS_HELP.to_string()),
         Err(e @ IdentityError::Refused(_)) => Outcome::fail(e.to_string())
             .with_evidence([e.to_string()])
