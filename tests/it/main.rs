@@ -2,5 +2,7 @@
 //! real `openpay` binary or library against real servers started here —
 //! moto_server, sshd, the CMS fixture server, terraform.
 
-mod common;
 mod awschecks;
+mod cidr;
+mod common;
+mod drift;

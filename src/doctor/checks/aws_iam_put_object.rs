@@ -5,8 +5,8 @@
 //! knows everything (permission boundaries, managed policy versions). When
 //! the simulator cannot be used — the identity lacks
 //! iam:SimulatePrincipalPolicy, or the endpoint does not implement it
-//! (moto answers HTTP 500) — the principal's own identity policies are read
-//! and evaluated locally with [`crate::infra::policy::evaluate`], and the
+//! (moto answers HTTP 500) — the role's own identity policies are read
+//! (`infra::drift::live`, the same reader `iam drift` uses) and evaluated locally with [`crate::infra::policy::evaluate`], and the
 //! evidence says the decision is local. `--probe` adds ground truth: a real
 //! put/head/delete of one fixed key under `metadata/_doctor/`.
 
@@ -16,6 +16,7 @@ use aws_sdk_iam::types::{EvaluationResult, PolicyEvaluationDecisionType};
 use super::aws_identity::{caller_identity, clients, sdk_error_line};
 use crate::aws::AwsClients;
 use crate::doctor::check::{CheckCtx, CheckFuture, CheckStatus, Outcome};
+use crate::infra::drift::live::read_role_policies;
 use crate::infra::policy::{Decision, MatchedStatement, PolicyDocument, Request, evaluate};
 
 /// The fix when no bucket is configured.
@@ -101,15 +102,6 @@ impl Judgement {
         }
         s
     }
-}
-
-/// Why a principal's policies could not be decided.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyReadError {
-    #[error("iam:{call} failed: {reason}")]
-    Call { call: &'static str, reason: String },
-    #[error("policy {name} is not a valid policy document: {reason}")]
-    Parse { name: String, reason: String },
 }
 
 /// Turns the simulator's answer for one action into judgements, one per
@@ -239,134 +231,6 @@ async fn simulate(aws: &AwsClients, principal: &Principal, needs: &[Need]) -> Re
     Ok(out)
 }
 
-fn parse_doc(name: String, raw: &str) -> Result<(String, PolicyDocument), PolicyReadError> {
-    PolicyDocument::parse_maybe_url_encoded(raw)
-        .map(|d| (name.clone(), d))
-        .map_err(|e| PolicyReadError::Parse {
-            name,
-            reason: e.to_string(),
-        })
-}
-
-fn call_err<E>(
-    call: &'static str,
-) -> impl Fn(
-    aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
-) -> PolicyReadError
-where
-    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    move |e| PolicyReadError::Call {
-        call,
-        reason: sdk_error_line(&e),
-    }
-}
-
-/// The default version of a managed policy, parsed.
-async fn managed_policy(
-    iam: &aws_sdk_iam::Client,
-    name: &str,
-    arn: &str,
-) -> Result<(String, PolicyDocument), PolicyReadError> {
-    let p = iam
-        .get_policy()
-        .policy_arn(arn)
-        .send()
-        .await
-        .map_err(call_err("GetPolicy"))?;
-    let version = p
-        .policy()
-        .and_then(|p| p.default_version_id())
-        .unwrap_or("v1")
-        .to_string();
-    let v = iam
-        .get_policy_version()
-        .policy_arn(arn)
-        .version_id(&version)
-        .send()
-        .await
-        .map_err(call_err("GetPolicyVersion"))?;
-    let doc = v.policy_version().and_then(|v| v.document()).unwrap_or_default();
-    parse_doc(format!("managed:{name}@{version}"), doc)
-}
-
-/// A role's inline and attached managed policies (default versions),
-/// named `inline:NAME` / `managed:NAME@VERSION`. IAM returns documents
-/// URL-encoded; they are decoded here.
-pub async fn role_policies(
-    iam: &aws_sdk_iam::Client,
-    role: &str,
-) -> Result<Vec<(String, PolicyDocument)>, PolicyReadError> {
-    let mut docs = Vec::new();
-    let mut pages = iam.list_role_policies().role_name(role).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(call_err("ListRolePolicies"))?;
-        for name in page.policy_names() {
-            let p = iam
-                .get_role_policy()
-                .role_name(role)
-                .policy_name(name)
-                .send()
-                .await
-                .map_err(call_err("GetRolePolicy"))?;
-            docs.push(parse_doc(format!("inline:{name}"), p.policy_document())?);
-        }
-    }
-    let mut pages = iam
-        .list_attached_role_policies()
-        .role_name(role)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(call_err("ListAttachedRolePolicies"))?;
-        for ap in page.attached_policies() {
-            let (Some(name), Some(arn)) = (ap.policy_name(), ap.policy_arn()) else {
-                continue;
-            };
-            docs.push(managed_policy(iam, name, arn).await?);
-        }
-    }
-    Ok(docs)
-}
-
-/// A user's inline and attached managed policies (group policies are not
-/// read: the evidence says so).
-pub async fn user_policies(
-    iam: &aws_sdk_iam::Client,
-    user: &str,
-) -> Result<Vec<(String, PolicyDocument)>, PolicyReadError> {
-    let mut docs = Vec::new();
-    let mut pages = iam.list_user_policies().user_name(user).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(call_err("ListUserPolicies"))?;
-        for name in page.policy_names() {
-            let p = iam
-                .get_user_policy()
-                .user_name(user)
-                .policy_name(name)
-                .send()
-                .await
-                .map_err(call_err("GetUserPolicy"))?;
-            docs.push(parse_doc(format!("inline:{name}"), p.policy_document())?);
-        }
-    }
-    let mut pages = iam
-        .list_attached_user_policies()
-        .user_name(user)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(call_err("ListAttachedUserPolicies"))?;
-        for ap in page.attached_policies() {
-            let (Some(name), Some(arn)) = (ap.policy_name(), ap.policy_arn()) else {
-                continue;
-            };
-            docs.push(managed_policy(iam, name, arn).await?);
-        }
-    }
-    Ok(docs)
-}
-
 /// Finds the principal: `[aws] role_name` when set, else the role (or
 /// user) of the STS identity. Roles are looked up for their real ARN
 /// (paths); when GetRole is not allowed the ARN is built from the account.
@@ -481,10 +345,15 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
             j
         }
         Err(sim_err) => {
-            let iam = aws.iam();
             let read = match &principal {
-                Principal::Role { name, .. } => role_policies(&iam, name).await,
-                Principal::User { name, .. } => user_policies(&iam, name).await,
+                Principal::Role { name, .. } => read_role_policies(&aws.iam(), name)
+                    .await
+                    .map(|live| live.into_iter().map(|p| (p.name, p.document)).collect::<Vec<_>>())
+                    .map_err(|e| e.to_string()),
+                Principal::User { name, .. } => Err(format!(
+                    "local evaluation reads role policies only, and the identity is user {name}; \
+                     set [aws] role_name to the role the host runs as"
+                )),
             };
             match read {
                 Ok(policies) => {
@@ -497,14 +366,10 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
                             policies.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
                         }
                     ));
-                    evidence.push(match &principal {
-                        Principal::Role { .. } => {
-                            "local evaluation covers identity policies only (no permission boundary, SCP or bucket policy)".to_string()
-                        }
-                        Principal::User { .. } => {
-                            "local evaluation covers the user's own identity policies only (no group policies, permission boundary, SCP or bucket policy)".to_string()
-                        }
-                    });
+                    evidence.push(
+                        "local evaluation covers the role's identity policies only (no permission boundary, SCP or bucket policy)"
+                            .to_string(),
+                    );
                     judge_locally(&policies, &needs)
                 }
                 Err(read_err) => {

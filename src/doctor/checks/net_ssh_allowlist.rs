@@ -5,14 +5,13 @@
 //! `tf.ssh-allowlist` applies the very same rule to the terraform source:
 //! the two checks must never disagree about what "open" means.
 
-use std::net::IpAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
 use super::aws_identity::{clients, sdk_error_line};
 use crate::doctor::check::{CheckCtx, CheckFuture, CheckStatus, Outcome};
+use crate::infra::cidr::{CidrError, parse_cidr, within};
 
 /// The fix when no allowlist is configured.
 pub const EMPTY_ALLOWLIST_FIX: &str = "set the networks allowed to reach SSH in openpay.toml, e.g.\n  [doctor]\n  allowed_ssh_cidrs = [\"197.210.77.0/24\"]\n(or OPENPAY_DOCTOR_ALLOWED_SSH_CIDRS=197.210.77.0/24); `openpay cidr '197.210.77.*'` turns a pattern into a CIDR";
@@ -52,33 +51,26 @@ impl Verdict {
     }
 }
 
-/// A range as written: `a.b.c.d/n`, `v6/n`, or a bare address (a host).
-/// Host bits are tolerated here (AWS normalises them) but not widened.
+/// A source range as found in a rule. Patterns and bare addresses are
+/// read by [`parse_cidr`]; a range with host bits set (which AWS itself
+/// normalises) is judged as its network, never widened further.
 pub fn parse_range(s: &str) -> Result<IpNet, String> {
-    let s = s.trim();
-    if let Ok(net) = IpNet::from_str(s) {
-        return Ok(net);
+    match parse_cidr(s) {
+        Ok(net) => Ok(net),
+        Err(CidrError::HostBits { suggestion, .. }) => Ok(suggestion),
+        Err(e) => Err(e.to_string()),
     }
-    IpAddr::from_str(s)
-        .map(IpNet::from)
-        .map_err(|_| format!("`{s}` is not an IPv4/IPv6 address or CIDR"))
 }
 
 impl Allowlist {
-    /// Parses `[doctor] allowed_ssh_cidrs`. An entry with host bits set is
-    /// refused: it usually means a typo and would silently widen access.
+    /// Parses `[doctor] allowed_ssh_cidrs` (CIDRs, addresses or patterns
+    /// like `197.210.77.*`). An entry with host bits set is refused: it
+    /// usually means a typo and would silently widen access.
     pub fn parse(entries: &[String]) -> Result<Self, String> {
-        let mut nets = Vec::new();
-        for e in entries {
-            let net = parse_range(e).map_err(|why| format!("[doctor] allowed_ssh_cidrs: {why}"))?;
-            if net.trunc() != net {
-                return Err(format!(
-                    "[doctor] allowed_ssh_cidrs: `{e}` has host bits set; use `{}`",
-                    net.trunc()
-                ));
-            }
-            nets.push(net);
-        }
+        let nets = entries
+            .iter()
+            .map(|e| parse_cidr(e).map_err(|why| format!("[doctor] allowed_ssh_cidrs: {why}")))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { nets })
     }
 
@@ -100,8 +92,7 @@ impl Allowlist {
         if net.prefix_len() == 0 {
             return Verdict::World;
         }
-        let net = net.trunc();
-        match self.nets.iter().find(|a| a.contains(&net)) {
+        match self.nets.iter().find(|a| within(&net, std::slice::from_ref(a))) {
             Some(a) => Verdict::Allowed(*a),
             None => Verdict::Outside,
         }
@@ -424,7 +415,10 @@ mod tests {
     fn allowlist_refuses_host_bits_and_garbage() {
         let e = Allowlist::parse(&["10.0.0.5/24".to_string()]).unwrap_err();
         assert!(e.contains("10.0.0.0/24"), "{e}");
-        let e = Allowlist::parse(&["197.210.77.*".to_string()]).unwrap_err();
-        assert!(e.contains("197.210.77.*"), "{e}");
+        let e = Allowlist::parse(&["197.210.77.x".to_string()]).unwrap_err();
+        assert!(e.contains("197.210.77.x"), "{e}");
+        // Patterns are accepted, as `openpay cidr` reads them.
+        let a = Allowlist::parse(&["197.210.77.*".to_string()]).unwrap();
+        assert_eq!(a.entries(), &["197.210.77.0/24".parse::<IpNet>().unwrap()]);
     }
 }
