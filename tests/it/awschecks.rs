@@ -494,6 +494,19 @@ async fn tf_fixture_outside_narrower_allowlist_fails() {
 }
 
 #[tokio::test]
+async fn tf_repo_terraform_passes() {
+    let o = tf_check(repo_root(), &["197.210.77.0/24"]).await;
+    assert_eq!(o.status, CheckStatus::Pass, "{o:?}");
+    let ev = evidence(&o);
+    // The stack's SSH rule was found and traced to the allowlist variable.
+    assert!(
+        ev.contains("network.tf: aws_vpc_security_group_ingress_rule.ssh tcp 22")
+            && ev.contains("var.ssh_allowed_cidrs"),
+        "{ev}"
+    );
+}
+
+#[tokio::test]
 async fn tf_missing_directory_skips() {
     let dir = tempfile::tempdir().unwrap();
     let o = tf_check(dir.path().to_path_buf(), ALLOW).await;
