@@ -9,7 +9,9 @@ use std::time::Duration;
 use openpay::aws::AwsClients;
 use openpay::config::Config;
 use openpay::doctor::check::{CheckCtx, CheckOptions, CheckStatus, Outcome};
-use openpay::doctor::checks::{aws_iam_put_object, aws_identity, net_ssh_allowlist, tf_ssh_allowlist};
+use openpay::doctor::checks::{
+    aws_iam_put_object, aws_identity, net_ssh_allowlist, tf_ssh_allowlist,
+};
 use openpay::doctor::transport::local::LocalTransport;
 
 use crate::common::moto::MotoServer;
@@ -128,11 +130,18 @@ async fn identity_assumed_role_names_the_role() {
     let admin = moto.clients().await;
     role(&admin, "openpay-runner", &[], &[]).await;
     let session = assume(&moto, &admin, "openpay-runner").await;
-    let o = aws_identity::run(ctx(Some(session), Config::default(), CheckOptions::default())).await;
+    let o = aws_identity::run(ctx(
+        Some(session),
+        Config::default(),
+        CheckOptions::default(),
+    ))
+    .await;
     assert_eq!(o.status, CheckStatus::Pass, "{o:?}");
     assert!(o.summary.contains("role openpay-runner"), "{o:?}");
     assert!(
-        evidence(&o).contains(&format!("arn:aws:sts::{ACCOUNT}:assumed-role/openpay-runner/i-0doctor")),
+        evidence(&o).contains(&format!(
+            "arn:aws:sts::{ACCOUNT}:assumed-role/openpay-runner/i-0doctor"
+        )),
         "{o:?}"
     );
 }
@@ -148,7 +157,10 @@ async fn identity_offline_skips_and_no_clients_fails_with_chain() {
     assert!(o.summary.contains("--offline"), "{o:?}");
     let o = aws_identity::run(ctx(None, Config::default(), CheckOptions::default())).await;
     assert_eq!(o.status, CheckStatus::Fail, "{o:?}");
-    assert!(o.remediation.as_deref().unwrap().contains("AWS_PROFILE"), "{o:?}");
+    assert!(
+        o.remediation.as_deref().unwrap().contains("AWS_PROFILE"),
+        "{o:?}"
+    );
 }
 
 // ---------------------------------------------------------------- put-object
@@ -170,24 +182,47 @@ async fn put_object_missing_put_fails_naming_action_and_resource() {
     let o = put_object(aws, config(Some(BUCKET), Some("runner"), &[])).await;
     assert_eq!(o.status, CheckStatus::Fail, "{o:?}");
     assert!(
-        o.summary.contains("s3:PutObject") && o.summary.contains(&format!("arn:aws:s3:::{BUCKET}/raw/*")),
+        o.summary.contains("s3:PutObject")
+            && o.summary.contains(&format!("arn:aws:s3:::{BUCKET}/raw/*")),
         "{o:?}"
     );
     let ev = evidence(&o);
-    assert!(ev.contains("decided locally (simulator unavailable"), "{ev}");
-    assert!(ev.contains(&format!("s3:PutObject on arn:aws:s3:::{BUCKET}/metadata/*: implicitDeny")), "{ev}");
-    assert!(ev.contains("s3:GetObject on") && ev.contains("allowed [inline:read-only Read"), "{ev}");
+    assert!(
+        ev.contains("decided locally (simulator unavailable"),
+        "{ev}"
+    );
+    assert!(
+        ev.contains(&format!(
+            "s3:PutObject on arn:aws:s3:::{BUCKET}/metadata/*: implicitDeny"
+        )),
+        "{ev}"
+    );
+    assert!(
+        ev.contains("s3:GetObject on") && ev.contains("allowed [inline:read-only Read"),
+        "{ev}"
+    );
 }
 
 #[tokio::test]
 async fn put_object_runner_policy_as_managed_passes() {
     let moto = MotoServer::start();
     let aws = moto.clients().await;
-    role(&aws, "runner", &[], &[("openpay-runner", &runner_policy(BUCKET))]).await;
+    role(
+        &aws,
+        "runner",
+        &[],
+        &[("openpay-runner", &runner_policy(BUCKET))],
+    )
+    .await;
     let o = put_object(aws, config(Some(BUCKET), Some("runner"), &[])).await;
     assert_eq!(o.status, CheckStatus::Pass, "{o:?}");
     let ev = evidence(&o);
-    assert!(ev.contains(&format!("policies read: managed:arn:aws:iam::{ACCOUNT}:policy/openpay-runner")), "{ev}");
+    assert!(
+        ev.contains(&format!(
+            "policies read: managed:arn:aws:iam::{ACCOUNT}:policy/openpay-runner"
+        )),
+        "{ev}"
+    );
     assert!(ev.contains("decided locally"), "{ev}");
     assert_eq!(ev.matches(": allowed [").count(), 5, "{ev}");
 }
@@ -199,12 +234,25 @@ async fn put_object_deny_overrides_allow() {
     let deny = format!(
         r#"{{"Version":"2012-10-17","Statement":{{"Sid":"NoMetadataWrites","Effect":"Deny","Action":"s3:Put*","Resource":"arn:aws:s3:::{BUCKET}/metadata/*"}}}}"#
     );
-    role(&aws, "runner", &[("guard", &deny)], &[("openpay-runner", &runner_policy(BUCKET))]).await;
+    role(
+        &aws,
+        "runner",
+        &[("guard", &deny)],
+        &[("openpay-runner", &runner_policy(BUCKET))],
+    )
+    .await;
     let o = put_object(aws, config(Some(BUCKET), Some("runner"), &[])).await;
     assert_eq!(o.status, CheckStatus::Fail, "{o:?}");
     assert!(o.summary.contains("explicitDeny"), "{o:?}");
-    assert!(o.summary.contains(&format!("arn:aws:s3:::{BUCKET}/metadata/*")), "{o:?}");
-    assert!(evidence(&o).contains("inline:guard NoMetadataWrites"), "{o:?}");
+    assert!(
+        o.summary
+            .contains(&format!("arn:aws:s3:::{BUCKET}/metadata/*")),
+        "{o:?}"
+    );
+    assert!(
+        evidence(&o).contains("inline:guard NoMetadataWrites"),
+        "{o:?}"
+    );
 }
 
 #[tokio::test]
@@ -232,8 +280,17 @@ async fn put_object_object_wildcard_does_not_cover_list_bucket() {
     role(&aws, "runner", &[("objects", &objects)], &[]).await;
     let o = put_object(aws, config(Some(BUCKET), Some("runner"), &[])).await;
     assert_eq!(o.status, CheckStatus::Fail, "{o:?}");
-    assert!(o.summary.contains(&format!("s3:ListBucket on arn:aws:s3:::{BUCKET} ")), "{o:?}");
-    assert!(evidence(&o).contains(&format!("s3:PutObject on arn:aws:s3:::{BUCKET}/raw/*: allowed")), "{o:?}");
+    assert!(
+        o.summary
+            .contains(&format!("s3:ListBucket on arn:aws:s3:::{BUCKET} ")),
+        "{o:?}"
+    );
+    assert!(
+        evidence(&o).contains(&format!(
+            "s3:PutObject on arn:aws:s3:::{BUCKET}/raw/*: allowed"
+        )),
+        "{o:?}"
+    );
 }
 
 #[tokio::test]
@@ -255,12 +312,20 @@ async fn put_object_condition_is_inconclusive_warn() {
 async fn put_object_principal_from_assumed_role_identity() {
     let moto = MotoServer::start();
     let admin = moto.clients().await;
-    role(&admin, "openpay-runner", &[("rw", &runner_policy(BUCKET))], &[]).await;
+    role(
+        &admin,
+        "openpay-runner",
+        &[("rw", &runner_policy(BUCKET))],
+        &[],
+    )
+    .await;
     let session = assume(&moto, &admin, "openpay-runner").await;
     let o = put_object(session, config(Some(BUCKET), None, &[])).await;
     assert_eq!(o.status, CheckStatus::Pass, "{o:?}");
     assert!(
-        evidence(&o).contains(&format!("principal: role openpay-runner (arn:aws:iam::{ACCOUNT}:role/openpay-runner)")),
+        evidence(&o).contains(&format!(
+            "principal: role openpay-runner (arn:aws:iam::{ACCOUNT}:role/openpay-runner)"
+        )),
         "{o:?}"
     );
 }
@@ -270,36 +335,72 @@ async fn put_object_without_bucket_fails_with_fix() {
     let moto = MotoServer::start();
     let o = put_object(moto.clients().await, config(None, Some("runner"), &[])).await;
     assert_eq!(o.status, CheckStatus::Fail, "{o:?}");
-    assert!(o.remediation.as_deref().unwrap().contains("OPENPAY_AWS_BUCKET"), "{o:?}");
+    assert!(
+        o.remediation
+            .as_deref()
+            .unwrap()
+            .contains("OPENPAY_AWS_BUCKET"),
+        "{o:?}"
+    );
 }
 
 #[tokio::test]
 async fn put_object_probe_writes_heads_and_deletes() {
     let moto = MotoServer::start();
     let aws = moto.clients().await;
-    aws.s3().create_bucket().bucket(BUCKET).create_bucket_configuration(
-        aws_sdk_s3::types::CreateBucketConfiguration::builder()
-            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest1)
-            .build(),
-    ).send().await.unwrap();
+    aws.s3()
+        .create_bucket()
+        .bucket(BUCKET)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     role(&aws, "runner", &[("rw", &runner_policy(BUCKET))], &[]).await;
     let probe = CheckOptions {
         probe: true,
         ..Default::default()
     };
-    let o = aws_iam_put_object::run(ctx(Some(aws.clone()), config(Some(BUCKET), Some("runner"), &[]), probe.clone())).await;
+    let o = aws_iam_put_object::run(ctx(
+        Some(aws.clone()),
+        config(Some(BUCKET), Some("runner"), &[]),
+        probe.clone(),
+    ))
+    .await;
     assert_eq!(o.status, CheckStatus::Pass, "{o:?}");
     let ev = evidence(&o);
     for step in ["PutObject", "HeadObject", "DeleteObject"] {
-        assert!(ev.contains(&format!("probe: {step} s3://{BUCKET}/metadata/_doctor/probe-")), "{step}: {ev}");
+        assert!(
+            ev.contains(&format!(
+                "probe: {step} s3://{BUCKET}/metadata/_doctor/probe-"
+            )),
+            "{step}: {ev}"
+        );
     }
-    let left = aws.s3().list_objects_v2().bucket(BUCKET).send().await.unwrap();
+    let left = aws
+        .s3()
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(left.key_count(), Some(0), "the probe object was deleted");
 
     // A bucket that does not exist: the probe is ground truth and fails.
-    let o = aws_iam_put_object::run(ctx(Some(aws), config(Some("no-such-bucket"), Some("runner"), &[]), probe)).await;
+    let o = aws_iam_put_object::run(ctx(
+        Some(aws),
+        config(Some("no-such-bucket"), Some("runner"), &[]),
+        probe,
+    ))
+    .await;
     assert_eq!(o.status, CheckStatus::Fail, "{o:?}");
-    assert!(evidence(&o).contains("probe: PutObject s3://no-such-bucket"), "{o:?}");
+    assert!(
+        evidence(&o).contains("probe: PutObject s3://no-such-bucket"),
+        "{o:?}"
+    );
 }
 
 // ---------------------------------------------------------------- net.ssh-allowlist
@@ -328,7 +429,13 @@ async fn group(aws: &AwsClients, name: &str, perm: aws_sdk_ec2::types::IpPermiss
     id
 }
 
-fn perm(proto: &str, from: i32, to: i32, v4: &[&str], v6: &[&str]) -> aws_sdk_ec2::types::IpPermission {
+fn perm(
+    proto: &str,
+    from: i32,
+    to: i32,
+    v4: &[&str],
+    v6: &[&str],
+) -> aws_sdk_ec2::types::IpPermission {
     let mut p = aws_sdk_ec2::types::IpPermission::builder()
         .ip_protocol(proto)
         .from_port(from)
@@ -337,7 +444,11 @@ fn perm(proto: &str, from: i32, to: i32, v4: &[&str], v6: &[&str]) -> aws_sdk_ec
         p = p.ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip(*c).build());
     }
     for c in v6 {
-        p = p.ipv6_ranges(aws_sdk_ec2::types::Ipv6Range::builder().cidr_ipv6(*c).build());
+        p = p.ipv6_ranges(
+            aws_sdk_ec2::types::Ipv6Range::builder()
+                .cidr_ipv6(*c)
+                .build(),
+        );
     }
     p.build()
 }
@@ -356,7 +467,9 @@ async fn ssh_open_to_world_fails_naming_group_and_rule() {
     let o = ssh_check(aws, std::slice::from_ref(&g), ALLOW).await;
     assert_eq!(o.status, CheckStatus::Fail, "{o:?}");
     assert!(
-        evidence(&o).contains(&format!("{g} ingress tcp 22 from 0.0.0.0/0: OPEN TO THE WORLD")),
+        evidence(&o).contains(&format!(
+            "{g} ingress tcp 22 from 0.0.0.0/0: OPEN TO THE WORLD"
+        )),
         "{o:?}"
     );
 }
@@ -368,7 +481,10 @@ async fn ssh_wider_than_allowed_fails() {
     let g = group(&aws, "wide", perm("tcp", 22, 22, &["197.210.0.0/16"], &[])).await;
     let o = ssh_check(aws, &[g], ALLOW).await;
     assert_eq!(o.status, CheckStatus::Fail, "{o:?}");
-    assert!(evidence(&o).contains("from 197.210.0.0/16: outside the allowlist"), "{o:?}");
+    assert!(
+        evidence(&o).contains("from 197.210.0.0/16: outside the allowlist"),
+        "{o:?}"
+    );
 }
 
 #[tokio::test]
@@ -378,7 +494,10 @@ async fn ssh_protocol_all_fails() {
     let g = group(&aws, "all", perm("-1", -1, -1, &["10.0.0.0/8"], &[])).await;
     let o = ssh_check(aws, &[g], ALLOW).await;
     assert_eq!(o.status, CheckStatus::Fail, "{o:?}");
-    assert!(evidence(&o).contains("all traffic (protocol -1) from 10.0.0.0/8"), "{o:?}");
+    assert!(
+        evidence(&o).contains("all traffic (protocol -1) from 10.0.0.0/8"),
+        "{o:?}"
+    );
 }
 
 #[tokio::test]
@@ -388,14 +507,22 @@ async fn ssh_full_port_range_ipv6_world_fails() {
     let g = group(&aws, "range", perm("tcp", 0, 65535, &[], &["::/0"])).await;
     let o = ssh_check(aws, &[g], ALLOW).await;
     assert_eq!(o.status, CheckStatus::Fail, "{o:?}");
-    assert!(evidence(&o).contains("tcp 0-65535 from ::/0: OPEN TO THE WORLD"), "{o:?}");
+    assert!(
+        evidence(&o).contains("tcp 0-65535 from ::/0: OPEN TO THE WORLD"),
+        "{o:?}"
+    );
 }
 
 #[tokio::test]
 async fn ssh_correct_group_passes() {
     let moto = MotoServer::start();
     let aws = moto.clients().await;
-    let g = group(&aws, "good", perm("tcp", 22, 22, &["197.210.77.0/24"], &["2001:db8:1::/48"])).await;
+    let g = group(
+        &aws,
+        "good",
+        perm("tcp", 22, 22, &["197.210.77.0/24"], &["2001:db8:1::/48"]),
+    )
+    .await;
     // HTTPS from anywhere is not SSH.
     aws.ec2()
         .authorize_security_group_ingress()
@@ -432,7 +559,10 @@ async fn ssh_groups_from_instance_id() {
     let o = net_ssh_allowlist::run(ctx(Some(aws), config(None, None, ALLOW), opts)).await;
     assert_eq!(o.status, CheckStatus::Fail, "{o:?}");
     let ev = evidence(&o);
-    assert!(ev.contains(&format!("groups of instance {instance}: {g}")), "{ev}");
+    assert!(
+        ev.contains(&format!("groups of instance {instance}: {g}")),
+        "{ev}"
+    );
     assert!(ev.contains("0.0.0.0/0: OPEN TO THE WORLD"), "{ev}");
 }
 
@@ -442,7 +572,13 @@ async fn ssh_empty_allowlist_fails_with_fix_and_no_groups_skips() {
     let aws = moto.clients().await;
     let o = ssh_check(aws.clone(), &["sg-12345678".to_string()], &[]).await;
     assert_eq!(o.status, CheckStatus::Fail, "{o:?}");
-    assert!(o.remediation.as_deref().unwrap().contains("allowed_ssh_cidrs"), "{o:?}");
+    assert!(
+        o.remediation
+            .as_deref()
+            .unwrap()
+            .contains("allowed_ssh_cidrs"),
+        "{o:?}"
+    );
     // IMDS disabled (as the test harness sets), no --instance-id, no groups.
     // SAFETY: nextest runs every test in its own process.
     unsafe { std::env::set_var("AWS_EC2_METADATA_DISABLED", "true") };
@@ -470,7 +606,10 @@ async fn tf_fixture_within_allowlist_passes() {
     let o = tf_check(fixture("pass"), ALLOW).await;
     assert_eq!(o.status, CheckStatus::Pass, "{o:?}");
     let ev = evidence(&o);
-    assert!(ev.contains("var.ssh_allowed_cidrs in terraform.tfvars"), "{ev}");
+    assert!(
+        ev.contains("var.ssh_allowed_cidrs in terraform.tfvars"),
+        "{ev}"
+    );
     assert!(ev.contains("2001:db8::/48: ok"), "{ev}");
     assert!(ev.contains("via local.office"), "{ev}");
 }
@@ -490,7 +629,10 @@ async fn tf_fixture_outside_narrower_allowlist_fails() {
     // The pass fixture's tfvars hold 2001:db8::/48: outside a v4-only allowlist.
     let o = tf_check(fixture("pass"), &["197.210.77.0/24"]).await;
     assert_eq!(o.status, CheckStatus::Fail, "{o:?}");
-    assert!(evidence(&o).contains("2001:db8::/48: outside the allowlist"), "{o:?}");
+    assert!(
+        evidence(&o).contains("2001:db8::/48: outside the allowlist"),
+        "{o:?}"
+    );
 }
 
 #[tokio::test]
@@ -521,7 +663,11 @@ fn doctor_json(
     cwd: &std::path::Path,
     env: &[(String, String)],
     args: &[&str],
-) -> (i32, std::collections::BTreeMap<String, serde_json::Value>, String) {
+) -> (
+    i32,
+    std::collections::BTreeMap<String, serde_json::Value>,
+    String,
+) {
     let home = tempfile::tempdir().unwrap();
     let out = crate::common::openpay()
         .current_dir(cwd)
@@ -559,18 +705,34 @@ fn with(env: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, Stri
 async fn binary_preflight_checks_pass_with_runner_role() {
     let moto = MotoServer::start();
     let aws = moto.clients().await;
-    role(&aws, "openpay-runner", &[], &[("openpay-runner", &runner_policy(BUCKET))]).await;
+    role(
+        &aws,
+        "openpay-runner",
+        &[],
+        &[("openpay-runner", &runner_policy(BUCKET))],
+    )
+    .await;
     let env = with(
         moto.env(),
-        &[("OPENPAY_AWS_BUCKET", BUCKET), ("OPENPAY_AWS_ROLE_NAME", "openpay-runner")],
+        &[
+            ("OPENPAY_AWS_BUCKET", BUCKET),
+            ("OPENPAY_AWS_ROLE_NAME", "openpay-runner"),
+        ],
     );
     let dir = tempfile::tempdir().unwrap();
-    let (code, r, all) = doctor_json(dir.path(), &env, &["--only", "aws.identity", "--only", "aws.iam.put-object"]);
+    let (code, r, all) = doctor_json(
+        dir.path(),
+        &env,
+        &["--only", "aws.identity", "--only", "aws.iam.put-object"],
+    );
     assert_eq!(code, 0, "{all}");
     assert_eq!(status(&r, "aws.identity"), "pass", "{all}");
     assert_eq!(status(&r, "aws.iam.put-object"), "pass", "{all}");
     let ev = r["aws.iam.put-object"]["evidence"].to_string();
-    assert!(ev.contains("decided locally (simulator unavailable: HTTP 500"), "{ev}");
+    assert!(
+        ev.contains("decided locally (simulator unavailable: HTTP 500"),
+        "{ev}"
+    );
 }
 
 #[tokio::test]
@@ -583,14 +745,20 @@ async fn binary_put_object_denied_exits_1() {
     role(&aws, "openpay-runner", &[("get-only", &get_only)], &[]).await;
     let env = with(
         moto.env(),
-        &[("OPENPAY_AWS_BUCKET", BUCKET), ("OPENPAY_AWS_ROLE_NAME", "openpay-runner")],
+        &[
+            ("OPENPAY_AWS_BUCKET", BUCKET),
+            ("OPENPAY_AWS_ROLE_NAME", "openpay-runner"),
+        ],
     );
     let dir = tempfile::tempdir().unwrap();
     let (code, r, all) = doctor_json(dir.path(), &env, &["--only", "aws.iam.put-object"]);
     assert_eq!(code, 1, "{all}");
     assert_eq!(status(&r, "aws.iam.put-object"), "fail", "{all}");
     let summary = r["aws.iam.put-object"]["summary"].as_str().unwrap();
-    assert!(summary.contains("s3:PutObject") && summary.contains("/raw/*"), "{summary}");
+    assert!(
+        summary.contains("s3:PutObject") && summary.contains("/raw/*"),
+        "{summary}"
+    );
 }
 
 #[tokio::test]
@@ -609,7 +777,10 @@ async fn binary_no_credentials_names_the_chain_and_leaks_nothing() {
     assert_ne!(code, 0, "{all}");
     assert_eq!(status(&r, "aws.identity"), "fail", "{all}");
     assert!(
-        r["aws.identity"]["summary"].as_str().unwrap().contains("no AWS credentials"),
+        r["aws.identity"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no AWS credentials"),
         "{all}"
     );
     let fix = r["aws.identity"]["remediation"].as_str().unwrap();
@@ -626,7 +797,15 @@ async fn binary_offline_skips_account_checks() {
     let (code, r, all) = doctor_json(
         dir.path(),
         &[],
-        &["--offline", "--only", "aws.identity", "--only", "aws.iam.put-object", "--only", "net.ssh-allowlist"],
+        &[
+            "--offline",
+            "--only",
+            "aws.identity",
+            "--only",
+            "aws.iam.put-object",
+            "--only",
+            "net.ssh-allowlist",
+        ],
     );
     assert_eq!(code, 0, "{all}");
     for id in ["aws.identity", "aws.iam.put-object", "net.ssh-allowlist"] {
@@ -650,13 +829,23 @@ async fn binary_ssh_allowlist_by_instance_id_exits_1() {
         .await
         .unwrap();
     let instance = run.instances()[0].instance_id().unwrap().to_string();
-    let env = with(moto.env(), &[("OPENPAY_DOCTOR_ALLOWED_SSH_CIDRS", "197.210.77.0/24")]);
+    let env = with(
+        moto.env(),
+        &[("OPENPAY_DOCTOR_ALLOWED_SSH_CIDRS", "197.210.77.0/24")],
+    );
     let dir = tempfile::tempdir().unwrap();
-    let (code, r, all) = doctor_json(dir.path(), &env, &["--only", "net.ssh-allowlist", "--instance-id", &instance]);
+    let (code, r, all) = doctor_json(
+        dir.path(),
+        &env,
+        &["--only", "net.ssh-allowlist", "--instance-id", &instance],
+    );
     assert_eq!(code, 1, "{all}");
     assert_eq!(status(&r, "net.ssh-allowlist"), "fail", "{all}");
     let ev = r["net.ssh-allowlist"]["evidence"].to_string();
-    assert!(ev.contains(&g) && ev.contains("0.0.0.0/0: OPEN TO THE WORLD"), "{ev}");
+    assert!(
+        ev.contains(&g) && ev.contains("0.0.0.0/0: OPEN TO THE WORLD"),
+        "{ev}"
+    );
 }
 
 #[test]

@@ -111,7 +111,10 @@ impl Judgement {
 /// A denial that lists missing context keys is inconclusive, not a denial:
 /// the simulator could not evaluate a Condition, so the real request may
 /// well be allowed.
-pub fn judgements_from_simulation(result: &EvaluationResult, requested: &[String]) -> Vec<Judgement> {
+pub fn judgements_from_simulation(
+    result: &EvaluationResult,
+    requested: &[String],
+) -> Vec<Judgement> {
     let action = result.eval_action_name().to_string();
     let matched = |st: &[aws_sdk_iam::types::Statement]| -> Vec<String> {
         st.iter().map(describe_sim_statement).collect()
@@ -193,7 +196,11 @@ pub fn judge_locally(policies: &[(String, PolicyDocument)], needs: &[Need]) -> V
 }
 
 /// Runs the simulator for every need; `Err` carries why it is unusable.
-async fn simulate(aws: &AwsClients, principal: &Principal, needs: &[Need]) -> Result<Vec<Judgement>, String> {
+async fn simulate(
+    aws: &AwsClients,
+    principal: &Principal,
+    needs: &[Need],
+) -> Result<Vec<Judgement>, String> {
     let iam = aws.iam();
     let mut actions: Vec<&str> = needs.iter().map(|n| n.action).collect();
     actions.dedup();
@@ -215,7 +222,9 @@ async fn simulate(aws: &AwsClients, principal: &Principal, needs: &[Need]) -> Re
                 .customize()
                 // No retries: an endpoint that cannot simulate answers the
                 // same every time, and the local fallback is ready.
-                .config_override(aws_sdk_iam::config::Builder::default().retry_config(RetryConfig::disabled()))
+                .config_override(
+                    aws_sdk_iam::config::Builder::default().retry_config(RetryConfig::disabled()),
+                )
                 .send()
                 .await
                 .map_err(|e| sdk_error_line(&e))?;
@@ -284,7 +293,11 @@ async fn probe(ctx: &CheckCtx, aws: &AwsClients, bucket: &str) -> (CheckStatus, 
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
         .collect();
-    let host = if host.is_empty() { "unknown-host".to_string() } else { host };
+    let host = if host.is_empty() {
+        "unknown-host".to_string()
+    } else {
+        host
+    };
     let key = format!("{PROBE_PREFIX}{host}");
     let s3 = aws.s3();
     let mut lines = Vec::new();
@@ -297,12 +310,18 @@ async fn probe(ctx: &CheckCtx, aws: &AwsClients, bucket: &str) -> (CheckStatus, 
         .send()
         .await
     {
-        lines.push(format!("probe: PutObject s3://{bucket}/{key}: DENIED or failed: {}", sdk_error_line(&e)));
+        lines.push(format!(
+            "probe: PutObject s3://{bucket}/{key}: DENIED or failed: {}",
+            sdk_error_line(&e)
+        ));
         return (CheckStatus::Fail, lines);
     }
     lines.push(format!("probe: PutObject s3://{bucket}/{key}: ok"));
     if let Err(e) = s3.head_object().bucket(bucket).key(&key).send().await {
-        lines.push(format!("probe: HeadObject s3://{bucket}/{key}: failed: {}", sdk_error_line(&e)));
+        lines.push(format!(
+            "probe: HeadObject s3://{bucket}/{key}: failed: {}",
+            sdk_error_line(&e)
+        ));
         return (CheckStatus::Fail, lines);
     }
     lines.push(format!("probe: HeadObject s3://{bucket}/{key}: ok"));
@@ -337,18 +356,27 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
         Err(outcome) => return outcome,
     };
     let needs = needs(&bucket);
-    let mut evidence = vec![format!("principal: {} ({})", principal.label(), principal.arn())];
+    let mut evidence = vec![format!(
+        "principal: {} ({})",
+        principal.label(),
+        principal.arn()
+    )];
 
     let judgements = match simulate(aws, &principal, &needs).await {
         Ok(j) => {
-            evidence.push("decided by the IAM policy simulator (SimulatePrincipalPolicy)".to_string());
+            evidence
+                .push("decided by the IAM policy simulator (SimulatePrincipalPolicy)".to_string());
             j
         }
         Err(sim_err) => {
             let read = match &principal {
                 Principal::Role { name, .. } => read_role_policies(&aws.iam(), name)
                     .await
-                    .map(|live| live.into_iter().map(|p| (p.name, p.document)).collect::<Vec<_>>())
+                    .map(|live| {
+                        live.into_iter()
+                            .map(|p| (p.name, p.document))
+                            .collect::<Vec<_>>()
+                    })
                     .map_err(|e| e.to_string()),
                 Principal::User { name, .. } => Err(format!(
                     "local evaluation reads role policies only, and the identity is user {name}; \
@@ -357,13 +385,19 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
             };
             match read {
                 Ok(policies) => {
-                    evidence.push(format!("decided locally (simulator unavailable: {sim_err})"));
+                    evidence.push(format!(
+                        "decided locally (simulator unavailable: {sim_err})"
+                    ));
                     evidence.push(format!(
                         "policies read: {}",
                         if policies.is_empty() {
                             "none".to_string()
                         } else {
-                            policies.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                            policies
+                                .iter()
+                                .map(|(n, _)| n.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         }
                     ));
                     evidence.push(
@@ -387,7 +421,11 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
         }
     };
 
-    let mut status = judgements.iter().map(Judgement::status).max().unwrap_or(CheckStatus::Fail);
+    let mut status = judgements
+        .iter()
+        .map(Judgement::status)
+        .max()
+        .unwrap_or(CheckStatus::Fail);
     evidence.extend(judgements.iter().map(Judgement::line));
     if ctx.options.probe {
         let (probe_status, lines) = probe(&ctx, aws, &bucket).await;
@@ -395,8 +433,14 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
         status = status.max(probe_status);
     }
 
-    let denied: Vec<&Judgement> = judgements.iter().filter(|j| j.status() == CheckStatus::Fail).collect();
-    let unsure = judgements.iter().filter(|j| j.status() == CheckStatus::Warn).count();
+    let denied: Vec<&Judgement> = judgements
+        .iter()
+        .filter(|j| j.status() == CheckStatus::Fail)
+        .collect();
+    let unsure = judgements
+        .iter()
+        .filter(|j| j.status() == CheckStatus::Warn)
+        .count();
     let who = principal.label();
     match status {
         CheckStatus::Fail if !denied.is_empty() => {
@@ -441,16 +485,28 @@ mod tests {
     use aws_sdk_iam::types::{ResourceSpecificResult, Statement};
 
     fn need_resources() -> Vec<String> {
-        vec!["arn:aws:s3:::b/raw/*".into(), "arn:aws:s3:::b/metadata/*".into()]
+        vec![
+            "arn:aws:s3:::b/raw/*".into(),
+            "arn:aws:s3:::b/metadata/*".into(),
+        ]
     }
 
     #[test]
     fn needs_cover_contract() {
         let n = needs("b");
         assert_eq!(n.len(), 5);
-        assert!(n.contains(&Need { action: "s3:PutObject", resource: "arn:aws:s3:::b/raw/*".into() }));
-        assert!(n.contains(&Need { action: "s3:GetObject", resource: "arn:aws:s3:::b/metadata/*".into() }));
-        assert!(n.contains(&Need { action: "s3:ListBucket", resource: "arn:aws:s3:::b".into() }));
+        assert!(n.contains(&Need {
+            action: "s3:PutObject",
+            resource: "arn:aws:s3:::b/raw/*".into()
+        }));
+        assert!(n.contains(&Need {
+            action: "s3:GetObject",
+            resource: "arn:aws:s3:::b/metadata/*".into()
+        }));
+        assert!(n.contains(&Need {
+            action: "s3:ListBucket",
+            resource: "arn:aws:s3:::b".into()
+        }));
     }
 
     #[test]
@@ -495,7 +551,11 @@ mod tests {
             .unwrap();
         let j = judgements_from_simulation(&r, &need_resources());
         assert_eq!(j.len(), 1);
-        assert!(matches!(j[0].decision, Decision::Inconclusive { .. }), "{:?}", j[0]);
+        assert!(
+            matches!(j[0].decision, Decision::Inconclusive { .. }),
+            "{:?}",
+            j[0]
+        );
         assert_eq!(j[0].status(), CheckStatus::Warn);
         assert!(j[0].line().contains("aws:SourceVpce"), "{}", j[0].line());
     }
@@ -527,7 +587,14 @@ mod tests {
             .find(|j| j.action == "s3:PutObject" && j.resource.ends_with("metadata/*"))
             .unwrap();
         assert_eq!(put_meta.decision, Decision::ExplicitDeny);
-        assert!(put_meta.line().contains("inline:runner NoMeta"), "{}", put_meta.line());
-        assert_eq!(j.iter().filter(|j| j.decision == Decision::Allowed).count(), 4);
+        assert!(
+            put_meta.line().contains("inline:runner NoMeta"),
+            "{}",
+            put_meta.line()
+        );
+        assert_eq!(
+            j.iter().filter(|j| j.decision == Decision::Allowed).count(),
+            4
+        );
     }
 }

@@ -148,7 +148,11 @@ where
         }
         cur = err.source();
     }
-    let mut line = parts.join(": ").split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut line = parts
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     if let Some(code) = status {
         line = format!("HTTP {code}: {line}");
     }

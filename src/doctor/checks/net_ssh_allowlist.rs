@@ -92,7 +92,11 @@ impl Allowlist {
         if net.prefix_len() == 0 {
             return Verdict::World;
         }
-        match self.nets.iter().find(|a| within(&net, std::slice::from_ref(a))) {
+        match self
+            .nets
+            .iter()
+            .find(|a| within(&net, std::slice::from_ref(a)))
+        {
             Some(a) => Verdict::Allowed(*a),
             None => Verdict::Outside,
         }
@@ -207,8 +211,10 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
     };
     let allow = match Allowlist::parse(&ctx.config.doctor.allowed_ssh_cidrs) {
         Ok(a) if a.is_empty() => {
-            return Outcome::fail("no SSH allowlist configured ([doctor] allowed_ssh_cidrs is empty)")
-                .with_remediation(EMPTY_ALLOWLIST_FIX);
+            return Outcome::fail(
+                "no SSH allowlist configured ([doctor] allowed_ssh_cidrs is empty)",
+            )
+            .with_remediation(EMPTY_ALLOWLIST_FIX);
         }
         Ok(a) => a,
         Err(why) => {
@@ -243,20 +249,27 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
                     .iter()
                     .flat_map(|r| r.instances())
                     .flat_map(|i| {
-                        i.security_groups().iter().filter_map(|g| g.group_id()).chain(
-                            i.network_interfaces()
-                                .iter()
-                                .flat_map(|n| n.groups())
-                                .filter_map(|g| g.group_id()),
-                        )
+                        i.security_groups()
+                            .iter()
+                            .filter_map(|g| g.group_id())
+                            .chain(
+                                i.network_interfaces()
+                                    .iter()
+                                    .flat_map(|n| n.groups())
+                                    .filter_map(|g| g.group_id()),
+                            )
                     })
                     .map(str::to_string)
                     .collect();
                 ids.sort();
                 ids.dedup();
                 if ids.is_empty() {
-                    return Outcome::fail(format!("instance {id} has no security groups or was not found"))
-                        .with_remediation("check the instance id and region (AWS_REGION / [aws] region)");
+                    return Outcome::fail(format!(
+                        "instance {id} has no security groups or was not found"
+                    ))
+                    .with_remediation(
+                        "check the instance id and region (AWS_REGION / [aws] region)",
+                    );
                 }
                 (ids, GroupSource::Instance(id.clone()))
             }
@@ -268,7 +281,10 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
                 .with_remediation("check the instance id, the region, and that the identity may call ec2:DescribeInstances");
             }
         },
-        None => (ctx.config.doctor.security_group_ids.clone(), GroupSource::Config),
+        None => (
+            ctx.config.doctor.security_group_ids.clone(),
+            GroupSource::Config,
+        ),
     };
 
     let groups = match ec2
@@ -284,18 +300,28 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
                 group_ids.join(", "),
                 sdk_error_line(&e)
             ))
-            .with_remediation("check the group ids and that the identity may call ec2:DescribeSecurityGroups");
+            .with_remediation(
+                "check the group ids and that the identity may call ec2:DescribeSecurityGroups",
+            );
         }
     };
 
     let mut tally = Tally::default();
     tally.evidence.push(match &source {
         GroupSource::Instance(id) => format!("groups of instance {id}: {}", group_ids.join(", ")),
-        GroupSource::Config => format!("groups from [doctor] security_group_ids: {}", group_ids.join(", ")),
+        GroupSource::Config => format!(
+            "groups from [doctor] security_group_ids: {}",
+            group_ids.join(", ")
+        ),
     });
     tally.evidence.push(format!(
         "allowlist: {}",
-        allow.entries().iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+        allow
+            .entries()
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     for g in &groups {
         let gid = g.group_id().unwrap_or("?");
@@ -393,7 +419,10 @@ mod tests {
     #[test]
     fn judge_table() {
         let a = allow(&["197.210.77.0/24", "2001:db8::/32"]);
-        assert_eq!(a.judge("197.210.77.0/24"), Verdict::Allowed("197.210.77.0/24".parse().unwrap()));
+        assert_eq!(
+            a.judge("197.210.77.0/24"),
+            Verdict::Allowed("197.210.77.0/24".parse().unwrap())
+        );
         assert!(matches!(a.judge("197.210.77.5/32"), Verdict::Allowed(_)));
         assert!(matches!(a.judge("197.210.77.5"), Verdict::Allowed(_)));
         assert_eq!(a.judge("197.210.0.0/16"), Verdict::Outside);

@@ -81,7 +81,9 @@ fn label(block: &Block, i: usize) -> Option<&str> {
 }
 
 fn attr<'a>(body: &'a Body, key: &str) -> Option<&'a Expression> {
-    body.attributes().find(|a| a.key.as_str() == key).map(|a| &a.expr)
+    body.attributes()
+        .find(|a| a.key.as_str() == key)
+        .map(|a| &a.expr)
 }
 
 impl Module {
@@ -96,7 +98,11 @@ impl Module {
         let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         files.sort();
         for path in files {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
             let is_tf = name.ends_with(".tf");
             let is_vars = name.ends_with(".tfvars");
             if !(is_tf || is_vars) || !path.is_file() {
@@ -140,8 +146,12 @@ impl Module {
                 }
                 "resource" => {
                     if let (Some(t), Some(n)) = (label(b, 0), label(b, 1)) {
-                        self.resources
-                            .push((file.to_string(), t.to_string(), n.to_string(), b.body().clone()));
+                        self.resources.push((
+                            file.to_string(),
+                            t.to_string(),
+                            n.to_string(),
+                            b.body().clone(),
+                        ));
                     }
                 }
                 _ => {}
@@ -174,7 +184,13 @@ impl Module {
         self.resolve_as(e, "literal", each, 0)
     }
 
-    fn resolve_as(&self, e: &Expression, origin: &str, each: Option<&Expression>, depth: usize) -> Resolved {
+    fn resolve_as(
+        &self,
+        e: &Expression,
+        origin: &str,
+        each: Option<&Expression>,
+        depth: usize,
+    ) -> Resolved {
         let mut r = Resolved::default();
         let unresolved = |r: &mut Resolved| r.unresolved.push(e.to_string());
         if depth > 16 {
@@ -209,7 +225,9 @@ impl Module {
                     r.merge(self.resolve_as(i, origin, each, depth + 1));
                 }
             }
-            Expression::Parenthesis(inner) => r.merge(self.resolve_as(inner, origin, each, depth + 1)),
+            Expression::Parenthesis(inner) => {
+                r.merge(self.resolve_as(inner, origin, each, depth + 1))
+            }
             Expression::Conditional(c) => {
                 r.merge(self.resolve_as(&c.true_expr, origin, each, depth + 1));
                 r.merge(self.resolve_as(&c.false_expr, origin, each, depth + 1));
@@ -217,7 +235,14 @@ impl Module {
             Expression::FuncCall(f)
                 if matches!(
                     f.name.to_string().as_str(),
-                    "toset" | "tolist" | "concat" | "distinct" | "compact" | "flatten" | "sort" | "tostring"
+                    "toset"
+                        | "tolist"
+                        | "concat"
+                        | "distinct"
+                        | "compact"
+                        | "flatten"
+                        | "sort"
+                        | "tostring"
                 ) =>
             {
                 for a in &f.args {
@@ -236,7 +261,9 @@ impl Module {
                 match (root.as_str(), first, t.operators.len()) {
                     ("var", Some(name), 1) => r.merge(self.variable(&name, depth)),
                     ("local", Some(name), 1) => match self.locals.get(&name) {
-                        Some(l) => r.merge(self.resolve_as(l, &format!("local.{name}"), each, depth + 1)),
+                        Some(l) => {
+                            r.merge(self.resolve_as(l, &format!("local.{name}"), each, depth + 1))
+                        }
                         None => unresolved(&mut r),
                     },
                     ("each", Some(k), 1) if k == "value" || k == "key" => match each {
@@ -252,7 +279,12 @@ impl Module {
     }
 
     /// A port or protocol: exactly one static value, or the quoted expression.
-    fn scalar(&self, body: &Body, key: &str, each: Option<&Expression>) -> Result<Option<String>, String> {
+    fn scalar(
+        &self,
+        body: &Body,
+        key: &str,
+        each: Option<&Expression>,
+    ) -> Result<Option<String>, String> {
         let Some(e) = attr(body, key) else {
             return Ok(None);
         };
@@ -295,7 +327,9 @@ pub fn judge_module(module: &Module, allow: &Allowlist) -> Tally {
                             each,
                         }),
                         "dynamic" if label(b, 0) == Some("ingress") => {
-                            if let Some(content) = b.body().blocks().find(|c| c.identifier() == "content") {
+                            if let Some(content) =
+                                b.body().blocks().find(|c| c.identifier() == "content")
+                            {
                                 rules.push(Rule {
                                     place: format!("{file}: {rtype}.{rname} dynamic ingress"),
                                     body: content.body(),
@@ -320,7 +354,9 @@ pub fn judge_module(module: &Module, allow: &Allowlist) -> Tally {
                         each,
                     });
                 } else if let Err(expr) = kind {
-                    tally.unverifiable(format!("{file}: {rtype}.{rname}: cannot tell ingress from egress: {expr}"));
+                    tally.unverifiable(format!(
+                        "{file}: {rtype}.{rname}: cannot tell ingress from egress: {expr}"
+                    ));
                 }
             }
             "aws_vpc_security_group_ingress_rule" => rules.push(Rule {
@@ -346,7 +382,8 @@ pub fn judge_module(module: &Module, allow: &Allowlist) -> Tally {
                 t.and_then(|s| s.parse::<i64>().ok()),
             ),
             (p, f, t) => {
-                let exprs: Vec<String> = [p.err(), f.err(), t.err()].into_iter().flatten().collect();
+                let exprs: Vec<String> =
+                    [p.err(), f.err(), t.err()].into_iter().flatten().collect();
                 tally.unverifiable(format!(
                     "{}: cannot tell whether it opens port 22: {}",
                     rule.place,
@@ -369,7 +406,9 @@ pub fn judge_module(module: &Module, allow: &Allowlist) -> Tally {
                 tally.judge(allow, &format!("{name} [{key} via {}]", v.origin), &v.value);
             }
             for u in &r.unresolved {
-                tally.unverifiable(format!("{name}: {key} = {e}: cannot resolve `{u}` statically"));
+                tally.unverifiable(format!(
+                    "{name}: {key} = {e}: cannot resolve `{u}` statically"
+                ));
             }
             for var in &r.unset {
                 tally.evidence.push(format!(
@@ -384,10 +423,16 @@ pub fn judge_module(module: &Module, allow: &Allowlist) -> Tally {
     if !vars_seen.contains(ALLOWLIST_VARIABLE) {
         let r = module.variable(ALLOWLIST_VARIABLE, 0);
         for v in &r.values {
-            tally.judge(allow, &format!("variable {ALLOWLIST_VARIABLE} [{}]", v.origin), &v.value);
+            tally.judge(
+                allow,
+                &format!("variable {ALLOWLIST_VARIABLE} [{}]", v.origin),
+                &v.value,
+            );
         }
         for u in &r.unresolved {
-            tally.unverifiable(format!("variable {ALLOWLIST_VARIABLE}: cannot resolve `{u}` statically"));
+            tally.unverifiable(format!(
+                "variable {ALLOWLIST_VARIABLE}: cannot resolve `{u}` statically"
+            ));
         }
     }
     tally
@@ -411,8 +456,10 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
     }
     let allow = match Allowlist::parse(&ctx.config.doctor.allowed_ssh_cidrs) {
         Ok(a) if a.is_empty() => {
-            return Outcome::fail("no SSH allowlist configured ([doctor] allowed_ssh_cidrs is empty)")
-                .with_remediation(EMPTY_ALLOWLIST_FIX);
+            return Outcome::fail(
+                "no SSH allowlist configured ([doctor] allowed_ssh_cidrs is empty)",
+            )
+            .with_remediation(EMPTY_ALLOWLIST_FIX);
         }
         Ok(a) => a,
         Err(why) => return Outcome::fail(why).with_remediation(EMPTY_ALLOWLIST_FIX),
@@ -420,7 +467,9 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
     let module = match tokio::task::spawn_blocking(move || Module::load(&dir)).await {
         Ok(Ok(m)) => m,
         Ok(Err(e)) => {
-            return Outcome::fail(e.to_string()).with_remediation("fix the file (`terraform fmt` / `terraform validate` point at the line)");
+            return Outcome::fail(e.to_string()).with_remediation(
+                "fix the file (`terraform fmt` / `terraform validate` point at the line)",
+            );
         }
         Err(e) => return Outcome::fail(format!("reading terraform/ failed: {e}")),
     };
@@ -429,7 +478,12 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
         0,
         format!(
             "allowlist: {}",
-            allow.entries().iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+            allow
+                .entries()
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     );
     let outcome = match tally.status() {
@@ -497,7 +551,13 @@ mod tests {
         let t = judge_module(&m, &allow());
         assert_eq!(t.status(), CheckStatus::Fail);
         assert_eq!(t.findings, 1, "{:?}", t.evidence);
-        assert!(t.evidence.iter().any(|l| l.contains("0.0.0.0/0") && l.contains("WORLD")), "{:?}", t.evidence);
+        assert!(
+            t.evidence
+                .iter()
+                .any(|l| l.contains("0.0.0.0/0") && l.contains("WORLD")),
+            "{:?}",
+            t.evidence
+        );
     }
 
     #[test]
@@ -514,9 +574,18 @@ mod tests {
         let t = judge_module(&module(tf, ""), &allow());
         assert_eq!(t.status(), CheckStatus::Pass, "{:?}", t.evidence);
         assert_eq!(t.ssh_sources, 1);
-        let t = judge_module(&module(tf, r#"ssh_allowed_cidrs = ["10.0.0.0/8"]"#), &allow());
+        let t = judge_module(
+            &module(tf, r#"ssh_allowed_cidrs = ["10.0.0.0/8"]"#),
+            &allow(),
+        );
         assert_eq!(t.status(), CheckStatus::Fail, "{:?}", t.evidence);
-        assert!(t.evidence.iter().any(|l| l.contains("10.0.0.0/8") && l.contains("terraform.tfvars")), "{:?}", t.evidence);
+        assert!(
+            t.evidence
+                .iter()
+                .any(|l| l.contains("10.0.0.0/8") && l.contains("terraform.tfvars")),
+            "{:?}",
+            t.evidence
+        );
     }
 
     #[test]
@@ -531,7 +600,11 @@ mod tests {
             }"#;
         let t = judge_module(&module(tf, ""), &allow());
         assert_eq!(t.status(), CheckStatus::Warn, "{:?}", t.evidence);
-        assert!(t.evidence.iter().any(|l| l.contains("data.http.myip.body")), "{:?}", t.evidence);
+        assert!(
+            t.evidence.iter().any(|l| l.contains("data.http.myip.body")),
+            "{:?}",
+            t.evidence
+        );
     }
 
     #[test]
@@ -547,7 +620,13 @@ mod tests {
             }"#;
         let t = judge_module(&module(tf, ""), &allow());
         assert_eq!(t.status(), CheckStatus::Pass, "{:?}", t.evidence);
-        assert!(t.evidence.iter().any(|l| l.contains("no default or tfvars value")), "{:?}", t.evidence);
+        assert!(
+            t.evidence
+                .iter()
+                .any(|l| l.contains("no default or tfvars value")),
+            "{:?}",
+            t.evidence
+        );
     }
 
     #[test]
