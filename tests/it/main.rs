@@ -6,3 +6,4 @@ mod awschecks;
 mod cidr;
 mod common;
 mod drift;
+mod tf;

@@ -95,7 +95,7 @@ mod tests {
         let text = std::fs::read_to_string(g.path()).unwrap();
         for s in SERVICES {
             assert!(
-                text.contains(&format!("\"http://127.0.0.1:5000\"")),
+                text.contains(&format!("{s:<3} = \"http://127.0.0.1:5000\"")),
                 "{text}"
             );
             assert!(text.contains(s), "{text}");

@@ -19,3 +19,13 @@ pub mod risk;
 pub mod runner;
 
 pub use error::TfError;
+
+/// A file under tests/fixtures/tf (real `terraform show -json` / `output
+/// -json` captures, see its README), for the unit tests of this module.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tf")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}

@@ -72,16 +72,11 @@ pub fn string(outputs: &Outputs, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture() -> String {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/tf/output-sensitive.json");
-        std::fs::read_to_string(p).unwrap()
-    }
+    use crate::infra::tf::fixture;
 
     #[test]
     fn sensitive_values_are_redacted_and_shape_kept() {
-        let raw = fixture();
+        let raw = fixture("output-sensitive.json");
         assert!(raw.contains("s3cr3t"), "fixture must hold the secret");
         let o = parse_redacted(&raw).unwrap();
         assert_eq!(o["token"].value, Value::String(SENSITIVE.into()));

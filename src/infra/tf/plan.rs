@@ -75,6 +75,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The change to one resource address, if the plan changes it.
+    pub fn change(&self, address: &str) -> Option<&ResourceChange> {
+        self.changes.iter().find(|c| c.address == address)
+    }
+
     pub fn has_changes(&self) -> bool {
         !self.changes.is_empty() || !self.output_changes.is_empty()
     }
@@ -300,13 +305,7 @@ fn changed_keys(before: &Value, after: &Value, after_unknown: Option<&Value>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/tf")
-            .join(name);
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    }
+    use crate::infra::tf::fixture;
 
     fn actions(p: &Plan) -> Vec<(String, Action)> {
         p.changes
@@ -349,17 +348,9 @@ mod tests {
             !got.iter().any(|(a, _)| a == "aws_security_group.host"),
             "no-op is not a change"
         );
-        let role = p
-            .changes
-            .iter()
-            .find(|c| c.address == "aws_iam_role.runner")
-            .unwrap();
+        let role = p.change("aws_iam_role.runner").unwrap();
         assert_eq!(role.reason, "changed: tags");
-        let bucket = p
-            .changes
-            .iter()
-            .find(|c| c.address == "aws_s3_bucket.lake")
-            .unwrap();
+        let bucket = p.change("aws_s3_bucket.lake").unwrap();
         assert_eq!(bucket.reason, "forces replacement: bucket");
     }
 
@@ -367,11 +358,7 @@ mod tests {
     fn mixed_1_2_update_replace_delete() {
         let p = Plan::parse(&fixture("plan-mixed-1.2.json")).unwrap();
         check_mixed(&p);
-        let sg = p
-            .changes
-            .iter()
-            .find(|c| c.address == "aws_security_group.old[0]")
-            .unwrap();
+        let sg = p.change("aws_security_group.old[0]").unwrap();
         assert_eq!(sg.reason, "count index no longer exists");
     }
 
@@ -380,11 +367,7 @@ mod tests {
         let p = Plan::parse(&fixture("plan-mixed-0.2.json")).unwrap();
         assert_eq!(p.format_version, "0.2");
         check_mixed(&p);
-        let sg = p
-            .changes
-            .iter()
-            .find(|c| c.address == "aws_security_group.old[0]")
-            .unwrap();
+        let sg = p.change("aws_security_group.old[0]").unwrap();
         assert_eq!(sg.reason, "not in the configuration");
     }
 
@@ -396,11 +379,7 @@ mod tests {
             "fixture must hold the secret"
         );
         let p = Plan::parse(&json).unwrap();
-        let ssm = p
-            .changes
-            .iter()
-            .find(|c| c.address == "aws_ssm_parameter.token")
-            .unwrap();
+        let ssm = p.change("aws_ssm_parameter.token").unwrap();
         assert_eq!(ssm.after["value"], Value::String(SENSITIVE.into()));
         assert_eq!(ssm.before["value"], Value::String(SENSITIVE.into()));
         let everything = format!("{p:?}");

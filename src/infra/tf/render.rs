@@ -91,13 +91,7 @@ pub fn outputs_json(outputs: &Outputs) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/tf")
-            .join(name);
-        std::fs::read_to_string(p).unwrap()
-    }
+    use crate::infra::tf::fixture;
 
     #[test]
     fn no_secret_in_any_rendering() {

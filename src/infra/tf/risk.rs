@@ -213,12 +213,10 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::infra::tf::fixture;
 
     fn plan(name: &str) -> Plan {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/tf")
-            .join(name);
-        Plan::parse(&std::fs::read_to_string(p).unwrap()).unwrap()
+        Plan::parse(&fixture(name)).unwrap()
     }
 
     fn codes(r: &[Risk]) -> Vec<(&'static str, &str)> {
