@@ -292,3 +292,71 @@ fn drift_without_bucket_or_role_is_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--role"));
 }
+
+#[test]
+fn drift_without_credentials_exits_3_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = repo_root().join("terraform/policies/runner.json.tftpl");
+    // A real moto endpoint, but no credentials anywhere in the chain.
+    let server = MotoServer::start();
+    let out = openpay()
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("AWS_ENDPOINT_URL", server.url())
+        .env("AWS_REGION", "us-west-1")
+        .args([
+            "iam", "drift", "--role", ROLE, "--var", "bucket=b", "--policy",
+        ])
+        .arg(&template)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no AWS credentials found"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[tokio::test]
+async fn drift_takes_role_from_config_and_bucket_from_terraform_outputs() {
+    let server = MotoServer::start();
+    role_with_inline(&server, &[("runner", reordered_policy())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".openpay")).unwrap();
+    std::fs::write(
+        dir.path().join(".openpay/outputs.json"),
+        format!(r#"{{"bucket":{{"value":"{BUCKET}","sensitive":false}}}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("openpay.toml"),
+        format!("[aws]\nrole_name = \"{ROLE}\"\n"),
+    )
+    .unwrap();
+    let template = repo_root().join("terraform/policies/runner.json.tftpl");
+    let run = |extra: &[&str]| {
+        openpay()
+            .current_dir(dir.path())
+            .envs(server.env())
+            .args(["iam", "drift", "--format", "json", "--policy"])
+            .arg(&template)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["role"], ROLE);
+    assert_eq!(r["repo"]["variables"]["bucket"], BUCKET);
+    // --var overrides the outputs: another bucket means every grant differs.
+    let out = run(&["--var", "bucket=some-other-bucket"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["summary"]["removed"], 5, "{r}");
+    assert_eq!(r["summary"]["added"], 5, "{r}");
+}

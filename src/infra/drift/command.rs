@@ -85,13 +85,9 @@ pub async fn run(g: &Globals, args: DriftArgs) -> anyhow::Result<Exit> {
 }
 
 fn write_report(report: &Report, format: TextOrJson, verbose: bool) -> std::io::Result<()> {
-    use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match format {
-        TextOrJson::Json => {
-            serde_json::to_writer_pretty(&mut stdout, &report.to_json())?;
-            writeln!(stdout)
-        }
+        TextOrJson::Json => report.write_json(&mut stdout),
         TextOrJson::Text => report.write_text(&mut stdout, verbose),
     }
 }

@@ -5,7 +5,7 @@
 //! iam:ListAttachedRolePolicies, iam:GetPolicy and iam:GetPolicyVersion
 //! (the read-only policy in docs/iam-drift.md).
 
-use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 
 use crate::infra::policy::{PolicyDocument, PolicyError};
 
@@ -42,8 +42,10 @@ pub enum LiveError {
     )]
     RoleNotFound { role: String },
     #[error(
-        "cannot read role `{role}`: IAM {operation} failed: {message}; the credentials need the read-only policy in docs/iam-drift.md"
+        "no AWS credentials found ({detail}); set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an instance or OIDC role provides them"
     )]
+    Credentials { detail: String },
+    #[error("cannot read role `{role}`: IAM {operation} failed: {message}")]
     Api {
         role: String,
         operation: &'static str,
@@ -65,17 +67,45 @@ where
 {
     let message = match err.as_service_error() {
         Some(se) => format!(
-            "{}: {}",
+            "{}: {}; the credentials need the read-only policy in docs/iam-drift.md",
             se.code().unwrap_or("error"),
             se.message().unwrap_or("no message")
         ),
-        None => DisplayErrorContext(&err).to_string(),
+        None => {
+            let chain = one_line_chain(&err);
+            if chain.contains("no credentials found") || chain.contains("credential provider") {
+                return LiveError::Credentials {
+                    detail: "tried the environment, AWS_PROFILE, web identity, ECS and instance metadata".into(),
+                };
+            }
+            format!("{chain}; check the network, the region and AWS_ENDPOINT_URL")
+        }
     };
     LiveError::Api {
         role: role.to_string(),
         operation,
         message,
     }
+}
+
+/// The error and its sources on one line (the SDK's own rendering spans
+/// lines and appends Debug dumps).
+fn one_line_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = cur {
+        let text = e
+            .to_string()
+            .lines()
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
 }
 
 /// Reads every inline and attached managed policy of `role`.

@@ -32,16 +32,16 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::diff::{Class, Comparison, Difference, Side};
+use super::diff::{Class, Comparison, Difference, ProbeResult, Side};
 use super::live::LiveKind;
 
 /// The version of the JSON document above.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// A finished drift comparison and what it was made from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Report {
     pub role: String,
     pub template: String,
@@ -50,36 +50,71 @@ pub struct Report {
     pub comparison: Comparison,
 }
 
+/// The JSON document, with fields in the documented order (a struct, not a
+/// `serde_json::Value`, whose map would sort them).
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    schema_version: u32,
+    role: &'a str,
+    drift: bool,
+    summary: JsonSummary,
+    repo: JsonRepo<'a>,
+    live: Vec<JsonLive<'a>>,
+    differences: &'a [Difference],
+    undeclared_managed_policies: &'a [String],
+    probes: &'a [ProbeResult],
+}
+
+#[derive(Serialize)]
+struct JsonSummary {
+    added: usize,
+    removed: usize,
+    cosmetic: usize,
+    undeclared_managed_policies: usize,
+}
+
+#[derive(Serialize)]
+struct JsonRepo<'a> {
+    template: &'a str,
+    variables: &'a BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct JsonLive<'a> {
+    name: &'a str,
+    #[serde(flatten)]
+    kind: &'a LiveKind,
+}
+
 impl Report {
-    pub fn to_json(&self) -> Value {
+    /// Writes the JSON document (schema above) and a final newline.
+    pub fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
         let c = &self.comparison;
-        let live: Vec<Value> = self
-            .live
-            .iter()
-            .map(|(name, kind)| {
-                let mut v = serde_json::to_value(kind).unwrap_or(Value::Null);
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("name".into(), Value::String(name.clone()));
-                }
-                v
-            })
-            .collect();
-        json!({
-            "schema_version": SCHEMA_VERSION,
-            "role": self.role,
-            "drift": c.has_drift(),
-            "summary": {
-                "added": c.count(Class::Added),
-                "removed": c.count(Class::Removed),
-                "cosmetic": c.count(Class::Cosmetic),
-                "undeclared_managed_policies": c.undeclared_managed_policies.len(),
+        let doc = JsonReport {
+            schema_version: SCHEMA_VERSION,
+            role: &self.role,
+            drift: c.has_drift(),
+            summary: JsonSummary {
+                added: c.count(Class::Added),
+                removed: c.count(Class::Removed),
+                cosmetic: c.count(Class::Cosmetic),
+                undeclared_managed_policies: c.undeclared_managed_policies.len(),
             },
-            "repo": {"template": self.template, "variables": self.variables},
-            "live": live,
-            "differences": c.differences,
-            "undeclared_managed_policies": c.undeclared_managed_policies,
-            "probes": c.probes,
-        })
+            repo: JsonRepo {
+                template: &self.template,
+                variables: &self.variables,
+            },
+            live: self
+                .live
+                .iter()
+                .map(|(name, kind)| JsonLive { name, kind })
+                .collect(),
+            differences: &c.differences,
+            undeclared_managed_policies: &c.undeclared_managed_policies,
+            probes: &c.probes,
+        };
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        writeln!(out)
     }
 
     /// The readable diff. `verbose` adds cosmetic differences and the
