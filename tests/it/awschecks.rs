@@ -453,6 +453,21 @@ fn perm(
     p.build()
 }
 
+/// Launches one instance in security group `g`; returns its id.
+async fn instance_in(aws: &AwsClients, g: &str) -> String {
+    let run = aws
+        .ec2()
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .min_count(1)
+        .max_count(1)
+        .security_group_ids(g)
+        .send()
+        .await
+        .unwrap();
+    run.instances()[0].instance_id().unwrap().to_string()
+}
+
 async fn ssh_check(aws: AwsClients, groups: &[String], allow: &[&str]) -> Outcome {
     let mut c = config(None, None, allow);
     c.doctor.security_group_ids = groups.to_vec();
@@ -541,17 +556,7 @@ async fn ssh_groups_from_instance_id() {
     let moto = MotoServer::start();
     let aws = moto.clients().await;
     let g = group(&aws, "inst", perm("tcp", 22, 22, &["0.0.0.0/0"], &[])).await;
-    let run = aws
-        .ec2()
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .min_count(1)
-        .max_count(1)
-        .security_group_ids(&g)
-        .send()
-        .await
-        .unwrap();
-    let instance = run.instances()[0].instance_id().unwrap().to_string();
+    let instance = instance_in(&aws, &g).await;
     let opts = CheckOptions {
         instance_id: Some(instance.clone()),
         ..Default::default()
@@ -818,17 +823,7 @@ async fn binary_ssh_allowlist_by_instance_id_exits_1() {
     let moto = MotoServer::start();
     let aws = moto.clients().await;
     let g = group(&aws, "world", perm("tcp", 22, 22, &["0.0.0.0/0"], &[])).await;
-    let run = aws
-        .ec2()
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .min_count(1)
-        .max_count(1)
-        .security_group_ids(&g)
-        .send()
-        .await
-        .unwrap();
-    let instance = run.instances()[0].instance_id().unwrap().to_string();
+    let instance = instance_in(&aws, &g).await;
     let env = with(
         moto.env(),
         &[("OPENPAY_DOCTOR_ALLOWED_SSH_CIDRS", "197.210.77.0/24")],

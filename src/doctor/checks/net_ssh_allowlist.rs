@@ -167,6 +167,20 @@ impl Tally {
     }
 }
 
+/// `[doctor] allowed_ssh_cidrs`, or the failing outcome that says how to
+/// set it (empty or unreadable allowlist). Shared with `tf.ssh-allowlist`.
+#[allow(clippy::result_large_err)]
+pub fn configured_allowlist(ctx: &CheckCtx) -> Result<Allowlist, Outcome> {
+    match Allowlist::parse(&ctx.config.doctor.allowed_ssh_cidrs) {
+        Ok(a) if a.is_empty() => Err(Outcome::fail(
+            "no SSH allowlist configured ([doctor] allowed_ssh_cidrs is empty)",
+        )
+        .with_remediation(EMPTY_ALLOWLIST_FIX)),
+        Ok(a) => Ok(a),
+        Err(why) => Err(Outcome::fail(why).with_remediation(EMPTY_ALLOWLIST_FIX)),
+    }
+}
+
 /// Where the security groups come from, for the evidence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum GroupSource {
@@ -209,17 +223,9 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
         Ok(aws) => aws,
         Err(outcome) => return outcome,
     };
-    let allow = match Allowlist::parse(&ctx.config.doctor.allowed_ssh_cidrs) {
-        Ok(a) if a.is_empty() => {
-            return Outcome::fail(
-                "no SSH allowlist configured ([doctor] allowed_ssh_cidrs is empty)",
-            )
-            .with_remediation(EMPTY_ALLOWLIST_FIX);
-        }
+    let allow = match configured_allowlist(&ctx) {
         Ok(a) => a,
-        Err(why) => {
-            return Outcome::fail(why).with_remediation(EMPTY_ALLOWLIST_FIX);
-        }
+        Err(outcome) => return outcome,
     };
     let ec2 = aws.ec2();
 

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use hcl::{Block, Body, Expression, TraversalOperator};
 
-use super::net_ssh_allowlist::{Allowlist, EMPTY_ALLOWLIST_FIX, Tally, covers_ssh, describe_ports};
+use super::net_ssh_allowlist::{
+    Allowlist, Tally, configured_allowlist, covers_ssh, describe_ports,
+};
 use crate::doctor::check::{CheckCtx, CheckFuture, CheckStatus, Outcome};
 
 /// The terraform variable that carries the SSH allowlist in this repo.
@@ -454,15 +456,9 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
     if !dir.is_dir() {
         return Outcome::skip(format!("no terraform/ directory in {}", root.display()));
     }
-    let allow = match Allowlist::parse(&ctx.config.doctor.allowed_ssh_cidrs) {
-        Ok(a) if a.is_empty() => {
-            return Outcome::fail(
-                "no SSH allowlist configured ([doctor] allowed_ssh_cidrs is empty)",
-            )
-            .with_remediation(EMPTY_ALLOWLIST_FIX);
-        }
+    let allow = match configured_allowlist(&ctx) {
         Ok(a) => a,
-        Err(why) => return Outcome::fail(why).with_remediation(EMPTY_ALLOWLIST_FIX),
+        Err(outcome) => return outcome,
     };
     let module = match tokio::task::spawn_blocking(move || Module::load(&dir)).await {
         Ok(Ok(m)) => m,
