@@ -13,10 +13,13 @@ use serde::{Deserialize, Serialize};
 
 /// Every embedded catalog file: (path shown in errors, contents). Branches
 /// that add checks add one line here.
-pub const EMBEDDED: &[(&str, &str)] = &[(
-    "checks/standard.toml",
-    include_str!("../../checks/standard.toml"),
-)];
+pub const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "checks/standard.toml",
+        include_str!("../../checks/standard.toml"),
+    ),
+    ("checks/aws.toml", include_str!("../../checks/aws.toml")),
+];
 
 /// Where a check runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

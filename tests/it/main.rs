@@ -2,6 +2,7 @@
 //! real `openpay` binary or library against real servers started here —
 //! moto_server, sshd, the CMS fixture server, terraform.
 
+mod awschecks;
 mod bootstrap;
 mod cidr;
 mod common;

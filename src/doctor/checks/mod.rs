@@ -2,7 +2,11 @@
 //! registry that maps catalog ids to them. Adding a check touches two
 //! places: its `[[check]]` table in `checks/*.toml` and one line here.
 
+pub mod aws_iam_put_object;
+pub mod aws_identity;
 pub mod cloud_init;
+pub mod net_ssh_allowlist;
+pub mod tf_ssh_allowlist;
 pub mod tools;
 pub mod user_data_log;
 
@@ -18,6 +22,10 @@ pub fn registry() -> &'static [(&'static str, CheckFn)] {
         ("host.docker", tools::run_docker),
         ("host.compose", tools::run_compose),
         ("host.buildx", tools::run_buildx),
+        ("aws.identity", aws_identity::run),
+        ("aws.iam.put-object", aws_iam_put_object::run),
+        ("net.ssh-allowlist", net_ssh_allowlist::run),
+        ("tf.ssh-allowlist", tf_ssh_allowlist::run),
     ]
 }
 
