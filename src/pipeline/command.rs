@@ -107,9 +107,11 @@ async fn settings(g: &Globals, args: RunArgs) -> Result<RunSettings, PipelineErr
         .clone()
         .unwrap_or_else(|| g.config.pipeline.source_url.clone());
     let source = Source::parse(&source_url)?;
-    let destination = match dest_spec {
+    let mut config = g.config.clone();
+    let (destination, aws) = match dest_spec {
         DestSpec::Local(p) => {
-            Destination::Local(LocalStore::new(std::path::absolute(&p).unwrap_or(p)))
+            let root = std::path::absolute(&p).unwrap_or(p);
+            (Destination::Local(LocalStore::new(root)), None)
         }
         DestSpec::S3 { bucket, prefix } => {
             let aws = AwsClients::load(&AwsSettings {
@@ -117,7 +119,12 @@ async fn settings(g: &Globals, args: RunArgs) -> Result<RunSettings, PipelineErr
                 endpoint_url: None,
             })
             .await;
-            Destination::S3(S3Store::new(&aws, &bucket, &prefix))
+            // The gate checks the bucket this run writes, whatever the config says.
+            config.aws.bucket = Some(bucket.clone());
+            (
+                Destination::S3(S3Store::new(&aws, &bucket, &prefix)),
+                Some(aws),
+            )
         }
     };
     Ok(RunSettings {
@@ -136,6 +143,8 @@ async fn settings(g: &Globals, args: RunArgs) -> Result<RunSettings, PipelineErr
         run_id,
         progress_bars: std::io::stderr().is_terminal() && g.log_format == LogFormat::Text,
         retry: RetryPolicy::default(),
+        config: std::sync::Arc::new(config),
+        aws,
     })
 }
 

@@ -1,11 +1,13 @@
 //! The run's preflight: may this run start at all?
 //!
 //! The pipeline's own two conditions (the destination is reachable and
-//! writable; the work dir has room for the planned bytes) plus, once the
-//! doctor gate is wired in, the catalog's preflight checks. One entry point,
-//! so `openpay run` and `openpay doctor` agree on what "ready" means.
+//! writable; the work dir has room for the planned bytes) plus the doctor's
+//! gate: the catalog's `preflight = true` checks, run on this machine by the
+//! same runner as `openpay doctor`. One entry point, so `openpay run` and
+//! `openpay doctor` agree on what "ready" means.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::manifest::PreflightRecord;
 use super::store::Destination;
@@ -13,11 +15,20 @@ use super::store::Destination;
 /// Head-room kept free beyond the planned bytes (logs, manifests, the OS).
 const DISK_MARGIN: u64 = 256 * 1024 * 1024;
 
+/// What the doctor's gate needs. `aws: None` (a local lake) skips the
+/// account checks with that reason: they cannot block a run that never
+/// touches AWS.
+pub struct Gate {
+    pub config: Arc<crate::config::Config>,
+    pub aws: Option<crate::aws::AwsClients>,
+}
+
 /// Runs the checks and returns what the manifest records.
 pub async fn preflight(
     dest: Option<&Destination>,
     work_dir: &Path,
     needed_bytes: u64,
+    gate: Option<Gate>,
 ) -> PreflightRecord {
     let mut rec = PreflightRecord {
         passed: true,
@@ -49,6 +60,25 @@ pub async fn preflight(
             "run.disk-space",
             format!("cannot measure free space of {}: {e}", work_dir.display()),
         ),
+    }
+    if let Some(Gate { config, aws }) = gate {
+        let offline = aws.is_none();
+        let outcome = crate::doctor::gate::preflight(config, aws, offline).await;
+        for r in outcome.report.all_results().filter(|r| r.is_blocking()) {
+            let fix = r
+                .remediation
+                .as_deref()
+                .and_then(|f| f.lines().map(str::trim).find(|l| !l.is_empty()))
+                .unwrap_or("see `openpay doctor --explain`");
+            fail(&r.id, format!("{}; fix: {fix}", r.summary));
+        }
+        if !outcome.passed && outcome.failing.is_empty() {
+            fail(
+                "doctor",
+                "the doctor gate could not evaluate this host; run `openpay doctor` for details"
+                    .into(),
+            );
+        }
     }
     rec
 }
@@ -89,7 +119,7 @@ mod tests {
     #[tokio::test]
     async fn impossible_space_blocks_with_reason() {
         let dir = tempfile::tempdir().unwrap();
-        let rec = preflight(None, &dir.path().join("not/yet"), u64::MAX / 2).await;
+        let rec = preflight(None, &dir.path().join("not/yet"), u64::MAX / 2, None).await;
         assert!(!rec.passed);
         assert_eq!(rec.failing, vec!["run.disk-space"]);
         assert!(rec.reasons[0].contains("--work-dir"), "{:?}", rec.reasons);
@@ -98,7 +128,7 @@ mod tests {
     #[tokio::test]
     async fn small_need_passes() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(preflight(None, dir.path(), 1).await.passed);
+        assert!(preflight(None, dir.path(), 1, None).await.passed);
     }
 
     #[test]

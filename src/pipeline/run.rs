@@ -38,6 +38,10 @@ pub struct RunSettings {
     pub run_id: Option<String>,
     pub progress_bars: bool,
     pub retry: RetryPolicy,
+    /// For the doctor gate in the preflight.
+    pub config: Arc<crate::config::Config>,
+    /// Set when the destination is S3: the gate then checks the account.
+    pub aws: Option<crate::aws::AwsClients>,
 }
 
 /// A file of the plan with what a HEAD said about it.
@@ -133,7 +137,11 @@ pub async fn execute(s: &RunSettings, rows: Vec<PlanRow>) -> Result<RunReport, P
     if !s.skip_preflight {
         let needed: u64 = rows.iter().map(|r| remaining_bytes(&s.work_dir, r)).sum();
         let dest = (!s.no_upload).then_some(&s.destination);
-        m.preflight = preflight::preflight(dest, &s.work_dir, needed).await;
+        let gate = preflight::Gate {
+            config: Arc::clone(&s.config),
+            aws: s.aws.clone(),
+        };
+        m.preflight = preflight::preflight(dest, &s.work_dir, needed, Some(gate)).await;
         if !m.preflight.passed {
             m.status = RunStatus::Blocked;
             m.finished_at = Some(Utc::now());

@@ -555,14 +555,39 @@ fn offline_sample_source_works_from_the_repo() {
 
 // ---- S3 (moto_server through the real SDK) ----
 
+/// The runner role the preflight's `aws.iam.put-object` evaluates.
+const ROLE: &str = "openpay-runner";
+
 fn s3_env(moto: &MotoServer, cmd: &mut Command) {
     for (k, v) in moto.env() {
         cmd.env(k, v);
     }
+    cmd.env("OPENPAY_AWS_ROLE_NAME", ROLE);
 }
 
+/// A bucket plus the instance role with the repo's own policy, as
+/// `openpay tf apply` leaves them.
 async fn create_bucket(moto: &MotoServer, bucket: &str) {
-    let s3 = moto.clients().await.s3();
+    let clients = moto.clients().await;
+    let template = std::fs::read_to_string(
+        crate::common::repo_root().join("terraform/policies/runner.json.tftpl"),
+    )
+    .unwrap();
+    let iam = clients.iam();
+    iam.create_role()
+        .role_name(ROLE)
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    iam.put_role_policy()
+        .role_name(ROLE)
+        .policy_name("runner")
+        .policy_document(template.replace("${bucket}", bucket))
+        .send()
+        .await
+        .unwrap();
+    let s3 = clients.s3();
     s3.create_bucket()
         .bucket(bucket)
         .create_bucket_configuration(
@@ -706,4 +731,166 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn failing_required_doctor_check_blocks_the_run() {
+    let cms = CmsServer::start();
+    let path = cms.publish(2023, "General", NAME, payments_csv(30, 10_000));
+    let env = Env::new();
+    // This host's cloud-init says the bootstrap failed (22.2 output).
+    let bin = env.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let tool = bin.join("cloud-init");
+    std::fs::write(
+        &tool,
+        "#!/bin/sh\ncase \"$*\" in\n  *--format*) echo 'error: unrecognized arguments: --format json' >&2; exit 2 ;;\n  *) printf 'status: error\\ndetail:\\n%s\\n' \"('scripts-user', RuntimeError('Runparts: 1 failures'))\"; exit 1 ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path_var = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = env
+        .cmd(&cms, &["--dest", env.lake().to_str().unwrap()])
+        .env("PATH", path_var)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 3, "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("host.cloud-init"),
+        "{}",
+        text(&o)
+    );
+    let m = &env.manifests()[0];
+    assert_eq!(m["status"], "blocked");
+    assert!(
+        m["preflight"]["failing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "host.cloud-init"),
+        "{m}"
+    );
+    assert_eq!(cms.served(&path), 0, "nothing downloaded");
+    assert!(!env.lake().join("raw").exists());
+}
+
+/// moto enforcing IAM after the setup requests: a user whose policy is
+/// `policy`, and its keys.
+async fn enforcing_moto(policy: &str) -> (MotoServer, String, String) {
+    // CreateBucket, CreateUser, PutUserPolicy, CreateAccessKey run unauthenticated.
+    let moto = MotoServer::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "4")]);
+    let clients = moto.clients().await;
+    clients
+        .s3()
+        .create_bucket()
+        .bucket("locked-zone")
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let iam = clients.iam();
+    iam.create_user().user_name("ingest").send().await.unwrap();
+    iam.put_user_policy()
+        .user_name("ingest")
+        .policy_name("p")
+        .policy_document(policy)
+        .send()
+        .await
+        .unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name("ingest")
+        .send()
+        .await
+        .unwrap();
+    let key = key.access_key().unwrap();
+    (
+        moto,
+        key.access_key_id().to_string(),
+        key.secret_access_key().to_string(),
+    )
+}
+
+/// Data objects (under raw/) in the locked bucket, listed with the user's own keys (moto
+/// rejects the setup credentials once it enforces IAM).
+async fn keys_as(moto: &MotoServer, id: &str, secret: &str) -> i32 {
+    let creds = aws_sdk_s3::config::Credentials::new(id, secret, None, None, "test");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-west-1"))
+        .endpoint_url(moto.url())
+        .credentials_provider(creds)
+        .load()
+        .await;
+    let s3 = openpay::aws::AwsClients::from_sdk(sdk, true).s3();
+    s3.list_objects_v2()
+        .bucket("locked-zone")
+        .prefix("raw/")
+        .send()
+        .await
+        .unwrap()
+        .key_count()
+        .unwrap_or(0)
+}
+
+fn denied_run(moto: &MotoServer, id: &str, secret: &str) -> (Env, Output) {
+    let cms = CmsServer::start();
+    cms.publish(2023, "General", NAME, payments_csv(40, 10_000));
+    let env = Env::new();
+    let mut c = env.cmd(&cms, &["--dest", "s3://locked-zone", "--skip-preflight"]);
+    s3_env(moto, &mut c);
+    c.env("AWS_ACCESS_KEY_ID", id)
+        .env("AWS_SECRET_ACCESS_KEY", secret);
+    let o = c.output().unwrap();
+    (env, o)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn put_object_denied_names_the_permission_and_uploads_nothing() {
+    let policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::locked-zone"},
+        {"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::locked-zone/*"}]}"#;
+    let (moto, id, secret) = enforcing_moto(policy).await;
+    let (env, o) = denied_run(&moto, &id, &secret);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    let a = &env.audits(&env.manifests()[0])[0];
+    assert_eq!(a["upload"], "failed");
+    let err = a["error"].as_str().unwrap();
+    assert!(
+        err.contains("s3:PutObject on arn:aws:s3:::locked-zone/raw/*"),
+        "{err}"
+    );
+    assert!(!err.contains(&secret), "no secret in the audit");
+    assert!(!text(&o).contains(&secret), "no secret in the output");
+    assert_eq!(keys_as(&moto, &id, &secret).await, 0, "no data uploaded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn head_object_denied_is_an_error_not_absent() {
+    let policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::locked-zone"},
+        {"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::locked-zone/*"}]}"#;
+    let (moto, id, secret) = enforcing_moto(policy).await;
+    let (env, o) = denied_run(&moto, &id, &secret);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    let a = &env.audits(&env.manifests()[0])[0];
+    assert_eq!(
+        a["upload"], "failed",
+        "a 403 on HeadObject must not read as absent: {a}"
+    );
+    assert!(
+        a["error"]
+            .as_str()
+            .unwrap()
+            .contains("s3:GetObject on arn:aws:s3:::locked-zone/raw/*"),
+        "{a}"
+    );
+    assert_eq!(keys_as(&moto, &id, &secret).await, 0, "no data uploaded");
 }
