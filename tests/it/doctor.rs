@@ -128,7 +128,10 @@ impl FakeHost {
             self.dir.path().join("bin").display(),
             self.dir.path().join("sys").display()
         );
+        // The fake host has no AWS account: account checks are `skip`
+        // (`--offline`); tests/it/awschecks.rs covers them against moto.
         cmd.arg("doctor")
+            .arg("--offline")
             .args(args)
             .env("PATH", path)
             .env("OPENPAY_TEST_HOST_ROOT", self.root())
@@ -318,7 +321,9 @@ fn doctor_junit_has_a_suite_per_host_and_failures() {
         xml.contains("<testsuite name=\"local\" tests=\"6\""),
         "{xml}"
     );
-    assert_eq!(xml.matches("<testcase ").count(), 6, "{xml}");
+    // 6 host checks, plus the 4 account/repo checks, skipped offline.
+    assert_eq!(xml.matches("<testcase ").count(), 10, "{xml}");
+    assert!(xml.contains("tests=\"10\" skipped=\"4\""), "{xml}");
     assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
     assert!(xml.contains("buildx 0.12.0 is older than 0.17.0"), "{xml}");
     // user-data.log missing is a warning: passes in JUnit, noted in system-out.
@@ -346,7 +351,7 @@ fn doctor_compose_v1_only_fails_with_the_plugin_fix() {
         text.contains("only the standalone docker-compose 1.29.2"),
         "{text}"
     );
-    assert!(text.contains("/usr/libexec/docker/cli-plugins"), "{text}");
+    assert!(text.contains("/usr/local/lib/docker/cli-plugins"), "{text}");
     assert!(!text.contains("host.git"), "--only limits the run:\n{text}");
 }
 
@@ -418,7 +423,7 @@ fn doctor_list_checks_and_explain() {
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(text.contains("docker compose version"), "{text}");
-    assert!(text.contains("/usr/libexec/docker/cli-plugins"), "{text}");
+    assert!(text.contains("/usr/local/lib/docker/cli-plugins"), "{text}");
     let out = host.run(&["--explain", "compose"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
