@@ -587,7 +587,11 @@ async fn create_bucket(moto: &MotoServer, bucket: &str) {
         .send()
         .await
         .unwrap();
-    let s3 = clients.s3();
+    make_bucket(&clients.s3(), bucket).await;
+}
+
+/// A bucket in the region the tests use (moto wants the constraint).
+async fn make_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
     s3.create_bucket()
         .bucket(bucket)
         .create_bucket_configuration(
@@ -784,18 +788,7 @@ async fn enforcing_moto(policy: &str) -> (MotoServer, String, String) {
     // CreateBucket, CreateUser, PutUserPolicy, CreateAccessKey run unauthenticated.
     let moto = MotoServer::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "4")]);
     let clients = moto.clients().await;
-    clients
-        .s3()
-        .create_bucket()
-        .bucket("locked-zone")
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest1)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    make_bucket(&clients.s3(), "locked-zone").await;
     let iam = clients.iam();
     iam.create_user().user_name("ingest").send().await.unwrap();
     iam.put_user_policy()
