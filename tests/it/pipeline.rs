@@ -590,6 +590,18 @@ async fn create_bucket(moto: &MotoServer, bucket: &str) {
     make_bucket(&clients.s3(), bucket).await;
 }
 
+/// The whole content of an object.
+async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes::Bytes {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    out.body.collect().await.unwrap().into_bytes()
+}
+
 /// A bucket in the region the tests use (moto wants the constraint).
 async fn make_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
     s3.create_bucket()
@@ -630,31 +642,12 @@ async fn s3_first_run_uploads_with_sha256_and_rerun_uploads_nothing() {
         &sha256_hex(&body),
         "sha256 travels with the object"
     );
-    let got = s3
-        .get_object()
-        .bucket("raw-zone")
-        .key(&key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let got = object_bytes(&s3, "raw-zone", &key).await;
     assert_eq!(sha256_hex(&got), sha256_hex(&body));
     let run_id = env.manifests()[0]["run_id"].as_str().unwrap().to_string();
-    let man = s3
-        .get_object()
-        .bucket("raw-zone")
-        .key(format!(
-            "openpay/metadata/runs/run_id={run_id}/manifest.json"
-        ))
-        .send()
-        .await
-        .unwrap();
+    let man_key = format!("openpay/metadata/runs/run_id={run_id}/manifest.json");
     let man: serde_json::Value =
-        serde_json::from_slice(&man.body.collect().await.unwrap().into_bytes()).unwrap();
+        serde_json::from_slice(&object_bytes(&s3, "raw-zone", &man_key).await).unwrap();
     assert_eq!(man["status"], "completed");
 
     let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone/openpay"]);
@@ -703,18 +696,7 @@ async fn s3_multipart_upload_and_sigkill_mid_upload_then_rerun() {
     assert_eq!(a["download"], "skipped_verified");
     let s3 = moto.clients().await.s3();
     let key = format!("raw/dataset=general-payments/year=2023/{NAME}");
-    let got = s3
-        .get_object()
-        .bucket("raw-zone")
-        .key(&key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let got = object_bytes(&s3, "raw-zone", &key).await;
     assert_eq!(got.len(), body.len());
     assert_eq!(
         sha256_hex(&got),
