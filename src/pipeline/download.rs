@@ -68,6 +68,11 @@ struct PartState {
     validator: Option<Validator>,
 }
 
+/// Where the bytes of `dest` accumulate until it is verified.
+pub fn part_path(dest: &Path) -> PathBuf {
+    with_suffix(dest, ".part")
+}
+
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);
@@ -140,7 +145,7 @@ pub async fn download(
         std::fs::create_dir_all(parent)
             .map_err(|e| fail(format!("cannot create {}: {e}", parent.display()), 0))?;
     }
-    let part = with_suffix(dest, ".part");
+    let part = part_path(dest);
     let state_path = with_suffix(dest, ".part.json");
     let mut state: Option<PartState> = std::fs::read_to_string(&state_path)
         .ok()
@@ -184,7 +189,6 @@ pub async fn download(
             Ok(body) => {
                 if body.start == 0 && keep > 0 {
                     tracing::info!(file = %dest.display(), "source changed or ignored the range; restarting from zero");
-                    on_bytes_reset(on_bytes, keep);
                     keep = 0;
                     resumed = false;
                     let p = part.clone();
@@ -296,9 +300,10 @@ pub async fn download(
     })
 }
 
-fn on_bytes_reset(on_bytes: OnBytes<'_>, _discarded: u64) {
-    // Progress bars count up only; a restart is logged instead.
-    on_bytes(0);
+/// Removes a final file that may not be reused, with its record.
+fn discard_final(dest: &Path) {
+    let _ = std::fs::remove_file(dest);
+    let _ = std::fs::remove_file(checksum::sidecar_of(dest));
 }
 
 /// A complete file is reused only when verified: quick check first, else a
@@ -317,8 +322,7 @@ async fn reuse_final(dest: &Path, url: &str, expected: &Expected) -> Option<File
             return Some(rec);
         }
         tracing::info!(file = %dest.display(), "the source changed since this file was downloaded; fetching it again");
-        let _ = std::fs::remove_file(dest);
-        let _ = std::fs::remove_file(checksum::sidecar_of(dest));
+        discard_final(dest);
         return None;
     }
     let d = dest.to_path_buf();
@@ -341,8 +345,7 @@ async fn reuse_final(dest: &Path, url: &str, expected: &Expected) -> Option<File
         Ok(Some(rec)) => Some(rec),
         _ => {
             tracing::warn!(file = %dest.display(), "existing file is not verified against its record; downloading it again");
-            let _ = std::fs::remove_file(dest);
-            let _ = std::fs::remove_file(checksum::sidecar_of(dest));
+            discard_final(dest);
             None
         }
     }

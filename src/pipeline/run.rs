@@ -246,9 +246,7 @@ fn remaining_bytes(work_dir: &Path, row: &PlanRow) -> u64 {
     if path.exists() {
         return 0;
     }
-    let mut part = path.into_os_string();
-    part.push(".part");
-    let have = std::fs::metadata(PathBuf::from(part))
+    let have = std::fs::metadata(download::part_path(&path))
         .map(|m| m.len())
         .unwrap_or(0);
     row.size.unwrap_or(0).saturating_sub(have)
