@@ -39,11 +39,13 @@ export OPENPAY_TEST_SSHD=/usr/sbin/sshd
 
 # 2. moto_server (S3, IAM, STS, EC2) in a git-ignored venv.
 venv="${OPENPAY_VENV:-$root/.venv}"
-moto_pin='moto[server]==5.2.5'
-if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c 'import moto, flask' 2>/dev/null; then
-  step "creating $venv with $moto_pin"
+# awscrt: without it moto labels a CRC32 as the objects' CRC64/NVME, and
+# the runs compare streamed objects by that checksum.
+moto_pins=('moto[server]==5.2.5' 'awscrt==0.38.1')
+if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c 'import moto, flask, awscrt' 2>/dev/null; then
+  step "creating $venv with ${moto_pins[*]}"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "$moto_pin"
+  "$venv/bin/pip" install -q --disable-pip-version-check "${moto_pins[@]}"
 fi
 export OPENPAY_TEST_MOTO_SERVER="$venv/bin/moto_server"
 

@@ -3,22 +3,27 @@
 //! Bytes land in `NAME.part`; `NAME.part.json` remembers the URL, total
 //! size and validator of the version being fetched. After a drop or a
 //! crash the next attempt sends `Range` guarded by `If-Range`, so a file
-//! republished meanwhile restarts instead of being spliced. sha256 is
-//! computed while the bytes stream in (on a blocking thread, overlapping
+//! republished meanwhile restarts instead of being spliced. The digests
+//! are computed while the bytes stream in (on a blocking thread, overlapping
 //! the network); the final length is checked, a sidecar record is written,
 //! and only then is the file renamed into place.
+//!
+//! [`fetch`] and [`finish`] are separate so that an upload can read the
+//! `.part` file while it grows ([`super::growing`]) and finish before the
+//! rename; [`download`] is both in one call.
 
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use super::checksum::{self, FileRecord};
+use super::checksum::{self, Digests, FileRecord, Hasher};
 use super::fetch::{self, FetchError, Validator};
+use super::growing::FillSender;
 use super::retry::RetryPolicy;
 use super::source::{Location, Source};
 
@@ -36,7 +41,7 @@ pub enum DownloadStatus {
 pub struct Downloaded {
     pub path: PathBuf,
     pub bytes: u64,
-    pub sha256: String,
+    pub digests: Digests,
     pub status: DownloadStatus,
     pub attempts: u32,
     /// Bytes actually received in this run.
@@ -66,6 +71,10 @@ struct PartState {
     url: String,
     total: Option<u64>,
     validator: Option<Validator>,
+    /// The boot that wrote the (never fsynced) bytes: after a reboot they
+    /// may not be what was received, so the download starts over.
+    #[serde(default)]
+    boot: Option<String>,
 }
 
 /// Where the bytes of `dest` accumulate until it is verified.
@@ -79,16 +88,22 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// How often a growing `.part` file tells its uploader how far it is.
+const PUBLISH_EVERY: u64 = 4 << 20;
+
 /// The append side of a `.part` file: writes and hashes each chunk.
 struct PartWriter {
     file: BufWriter<std::fs::File>,
-    hasher: Sha256,
+    hasher: Hasher,
     len: u64,
+    /// Bytes flushed to the file and announced to `feed`.
+    published: u64,
+    feed: Option<Arc<FillSender>>,
 }
 
 impl PartWriter {
     /// Opens `part`, keeping its first `keep` bytes and re-hashing them.
-    fn open(part: &Path, keep: u64) -> std::io::Result<Self> {
+    fn open(part: &Path, keep: u64, feed: Option<Arc<FillSender>>) -> std::io::Result<Self> {
         let mut f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -96,15 +111,20 @@ impl PartWriter {
             .truncate(false)
             .open(part)?;
         f.set_len(keep)?;
-        let mut hasher = Sha256::new();
+        let mut hasher = Hasher::default();
         f.seek(SeekFrom::Start(0))?;
         let hashed = checksum::hash_reader(&mut f, &mut hasher, keep)?;
         debug_assert_eq!(hashed, keep);
         f.seek(SeekFrom::Start(keep))?;
+        if let Some(feed) = &feed {
+            feed.partial(keep);
+        }
         Ok(Self {
             file: BufWriter::with_capacity(1 << 20, f),
             hasher,
             len: keep,
+            published: keep,
+            feed,
         })
     }
 
@@ -112,12 +132,38 @@ impl PartWriter {
         self.file.write_all(chunk)?;
         self.hasher.update(chunk);
         self.len += chunk.len() as u64;
+        if self.feed.is_some() && self.len - self.published >= PUBLISH_EVERY {
+            self.flush()?;
+        }
         Ok(())
     }
 
+    /// Flushes to the file (the page cache: readers see the bytes) and
+    /// announces them.
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        self.file.flush()?;
+        self.published = self.len;
+        if let Some(feed) = &self.feed {
+            feed.partial(self.len);
+        }
+        Ok(())
     }
+}
+
+/// Everything is on disk in the `.part` file; [`finish`] moves it into
+/// place.
+#[derive(Debug)]
+pub struct Fetched {
+    part: PathBuf,
+    dest: PathBuf,
+    state_path: PathBuf,
+    url: String,
+    validator: Option<Validator>,
+    pub bytes: u64,
+    pub digests: Digests,
+    status: DownloadStatus,
+    attempts: u32,
+    transferred: u64,
 }
 
 /// Downloads `loc` to `dest` unless a verified copy is already there.
@@ -130,37 +176,67 @@ pub async fn download(
     retry: &RetryPolicy,
     on_bytes: OnBytes<'_>,
 ) -> Result<Downloaded, DownloadError> {
-    let fail = |message: String, attempts: u32| DownloadError { message, attempts };
-    if let Some(rec) = reuse_final(dest, url, expected).await {
-        return Ok(Downloaded {
-            path: dest.to_path_buf(),
-            bytes: rec.bytes,
-            sha256: rec.sha256,
-            status: DownloadStatus::SkippedVerified,
-            attempts: 0,
-            transferred: 0,
-        });
+    if let Some(d) = reuse(dest, url, expected).await {
+        return Ok(d);
     }
+    let fetched = fetch(source, loc, url, dest, retry, on_bytes, None).await?;
+    finish(fetched).await
+}
+
+/// The verified final file at `dest`, if there is one (else it is removed).
+pub async fn reuse(dest: &Path, url: &str, expected: &Expected) -> Option<Downloaded> {
+    let rec = reuse_final(dest, url, expected).await?;
+    Some(Downloaded {
+        path: dest.to_path_buf(),
+        bytes: rec.bytes,
+        digests: rec.digests()?,
+        status: DownloadStatus::SkippedVerified,
+        attempts: 0,
+        transferred: 0,
+    })
+}
+
+/// Fetches `url` into `dest`'s `.part` file, resuming what an earlier
+/// attempt left, with retries. `feed` hears how far the file is written.
+pub async fn fetch(
+    source: &Source,
+    loc: &Location,
+    url: &str,
+    dest: &Path,
+    retry: &RetryPolicy,
+    on_bytes: OnBytes<'_>,
+    feed: Option<FillSender>,
+) -> Result<Fetched, DownloadError> {
+    let fail = |message: String, attempts: u32| DownloadError { message, attempts };
+    let feed = feed.map(Arc::new);
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| fail(format!("cannot create {}: {e}", parent.display()), 0))?;
     }
     let part = part_path(dest);
     let state_path = with_suffix(dest, ".part.json");
+    let boot = checksum::boot_id().map(str::to_string);
     let mut state: Option<PartState> = std::fs::read_to_string(&state_path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .filter(|s: &PartState| s.url == url);
 
-    // Resume only what we can prove is the same version: a state file for
-    // this URL with a validator. Anything else starts from zero.
+    // Resume only what we can prove is the same version, written in this
+    // boot: a state file for this URL with a validator. Anything else
+    // starts from zero.
     let existing = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
     let mut keep = match &state {
+        Some(s) if s.boot != boot => {
+            if existing > 0 {
+                tracing::info!(file = %dest.display(), "the partial file was written before a reboot; starting over");
+            }
+            0
+        }
         Some(s) if s.validator.is_some() && s.total.is_none_or(|t| existing <= t) => existing,
         _ => 0,
     };
-    let part2 = part.clone();
-    let mut writer = blocking(move || PartWriter::open(&part2, keep))
+    let (part2, feed2) = (part.clone(), feed.clone());
+    let mut writer = blocking(move || PartWriter::open(&part2, keep, feed2))
         .await
         .map_err(|e| fail(format!("cannot open {}: {e}", part.display()), 0))?;
     on_bytes(keep);
@@ -189,10 +265,13 @@ pub async fn download(
             Ok(body) => {
                 if body.start == 0 && keep > 0 {
                     tracing::info!(file = %dest.display(), "source changed or ignored the range; restarting from zero");
+                    if let Some(f) = &feed {
+                        f.broken();
+                    }
                     keep = 0;
                     resumed = false;
-                    let p = part.clone();
-                    writer = blocking(move || PartWriter::open(&p, 0))
+                    let (p, f) = (part.clone(), feed.clone());
+                    writer = blocking(move || PartWriter::open(&p, 0, f))
                         .await
                         .map_err(|e| {
                             fail(format!("cannot reset {}: {e}", part.display()), attempts)
@@ -205,6 +284,7 @@ pub async fn download(
                     url: url.to_string(),
                     total: body.total,
                     validator: body.validator.clone().or(validator),
+                    boot: boot.clone(),
                 };
                 if state.as_ref() != Some(&new_state) {
                     super::atomic::write_atomic(
@@ -264,32 +344,24 @@ pub async fn download(
         tokio::time::sleep(delay).await;
     }
 
-    let started = Instant::now();
-    let dest_owned = dest.to_path_buf();
-    let url_owned = url.to_string();
-    let validator = state.and_then(|s| s.validator);
-    let rec = blocking(move || {
-        finish(
-            writer,
-            &part,
-            &dest_owned,
-            &state_path,
-            url_owned,
-            validator,
-        )
-    })
-    .await
-    .map_err(|e| {
+    let p = part.clone();
+    let (bytes, digests) = blocking(move || seal(writer, &p)).await.map_err(|e| {
         fail(
-            format!("finishing {} failed: {e}", dest.display()),
+            format!("finishing {} failed: {e}", part.display()),
             attempts,
         )
     })?;
-    tracing::debug!(file = %dest.display(), ms = started.elapsed().as_millis() as u64, "file verified and moved into place");
-    Ok(Downloaded {
-        path: dest.to_path_buf(),
-        bytes: rec.bytes,
-        sha256: rec.sha256,
+    if let Some(f) = &feed {
+        f.complete(bytes, digests.clone());
+    }
+    Ok(Fetched {
+        part,
+        dest: dest.to_path_buf(),
+        state_path,
+        url: url.to_string(),
+        validator: state.and_then(|s| s.validator),
+        bytes,
+        digests,
         status: if resumed {
             DownloadStatus::Resumed
         } else {
@@ -298,6 +370,69 @@ pub async fn download(
         attempts,
         transferred,
     })
+}
+
+/// Flushes the writer and checks the file holds what was hashed.
+fn seal(writer: PartWriter, part: &Path) -> std::io::Result<(u64, Digests)> {
+    let PartWriter {
+        file, hasher, len, ..
+    } = writer;
+    let f = file.into_inner().map_err(|e| e.into_error())?;
+    // Without a boot id there is no way to tell a reboot later: pay for
+    // durability now.
+    if checksum::boot_id().is_none() {
+        f.sync_all()?;
+    }
+    drop(f);
+    let on_disk = std::fs::metadata(part)?.len();
+    if on_disk != len {
+        return Err(std::io::Error::other(format!(
+            "{} holds {on_disk} bytes, expected {len}",
+            part.display()
+        )));
+    }
+    Ok((len, hasher.finish()))
+}
+
+/// Records the fetched file and renames it into place.
+pub async fn finish(f: Fetched) -> Result<Downloaded, DownloadError> {
+    let started = Instant::now();
+    let attempts = f.attempts;
+    let dest = f.dest.clone();
+    let out = Downloaded {
+        path: f.dest.clone(),
+        bytes: f.bytes,
+        digests: f.digests.clone(),
+        status: f.status,
+        attempts: f.attempts,
+        transferred: f.transferred,
+    };
+    blocking(move || {
+        // The record is written for the final name before the rename
+        // (rename keeps the mtime): a crash in between leaves a complete
+        // .part that the next run finishes, never a final file without a
+        // record.
+        let rec = FileRecord {
+            url: f.url,
+            bytes: f.bytes,
+            sha256: f.digests.sha256,
+            validator: f.validator,
+            mtime_ns: checksum::mtime_ns(&f.part)?,
+            crc64nvme: Some(f.digests.crc64nvme),
+            unsynced_boot: checksum::boot_id().map(str::to_string),
+        };
+        checksum::write_record(&f.dest, &rec)?;
+        std::fs::rename(&f.part, &f.dest)?;
+        let _ = std::fs::remove_file(&f.state_path);
+        Ok(())
+    })
+    .await
+    .map_err(|e| DownloadError {
+        message: format!("finishing {} failed: {e}", dest.display()),
+        attempts,
+    })?;
+    tracing::debug!(file = %dest.display(), ms = started.elapsed().as_millis() as u64, "file verified and moved into place");
+    Ok(out)
 }
 
 /// Removes a final file that may not be reused, with its record.
@@ -317,7 +452,8 @@ async fn reuse_final(dest: &Path, url: &str, expected: &Expected) -> Option<File
         exp.size.is_some_and(|s| s != rec.bytes)
             || matches!((&exp.validator, &rec.validator), (Some(now), Some(then)) if now != then)
     };
-    if let Some(rec) = checksum::quick_verified(dest, Some(url)) {
+    // Records from before the CRC was kept take the slow path once.
+    if let Some(rec) = checksum::quick_verified(dest, Some(url)).filter(|r| r.crc64nvme.is_some()) {
         if !stale(&rec) {
             return Some(rec);
         }
@@ -331,9 +467,13 @@ async fn reuse_final(dest: &Path, url: &str, expected: &Expected) -> Option<File
         let Some(mut rec) = checksum::read_record(&d).filter(|r| r.url == url && !stale(r)) else {
             return Ok(None);
         };
-        let (sha, bytes) = checksum::sha256_file(&d)?;
-        if sha == rec.sha256 && bytes == rec.bytes {
+        let (digests, bytes) = checksum::digest_file(&d)?;
+        if digests.sha256 == rec.sha256 && bytes == rec.bytes {
+            // Read back and matching: whatever boot wrote it, it is on
+            // disk now, and older records gain the CRC.
             rec.mtime_ns = checksum::mtime_ns(&d)?;
+            rec.crc64nvme = Some(digests.crc64nvme);
+            rec.unsynced_boot = None;
             checksum::write_record(&d, &rec)?;
             Ok(Some(rec))
         } else {
@@ -391,42 +531,6 @@ async fn pump(
         Ok(Err(e)) => (Err(e), 0, result),
         Err(e) => (Err(std::io::Error::other(e.to_string())), 0, result),
     }
-}
-
-fn finish(
-    writer: PartWriter,
-    part: &Path,
-    dest: &Path,
-    state_path: &Path,
-    url: String,
-    validator: Option<Validator>,
-) -> std::io::Result<FileRecord> {
-    let PartWriter { file, hasher, len } = writer;
-    let f = file.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()?;
-    drop(f);
-    let on_disk = std::fs::metadata(part)?.len();
-    if on_disk != len {
-        return Err(std::io::Error::other(format!(
-            "{} holds {on_disk} bytes, expected {len}",
-            part.display()
-        )));
-    }
-    let sha256 = hex::encode(hasher.finalize());
-    // The record is written for the final name before the rename (rename
-    // keeps the mtime): a crash in between leaves a complete .part that the
-    // next run finishes, never a final file without a record.
-    let rec = FileRecord {
-        url,
-        bytes: len,
-        sha256,
-        validator,
-        mtime_ns: checksum::mtime_ns(part)?,
-    };
-    checksum::write_record(dest, &rec)?;
-    std::fs::rename(part, dest)?;
-    let _ = std::fs::remove_file(state_path);
-    Ok(rec)
 }
 
 async fn blocking<T: Send + 'static>(

@@ -7,6 +7,7 @@ pub mod command;
 pub mod download;
 mod error;
 pub mod fetch;
+pub mod growing;
 pub mod lock;
 pub mod manifest;
 pub mod preflight;

@@ -11,6 +11,7 @@ use futures::StreamExt;
 use super::PipelineError;
 use super::download::{self, DownloadStatus};
 use super::fetch;
+use super::growing::{self, GrowingFile};
 use super::lock::WorkLock;
 use super::manifest::{
     self, FileAudit, Manifest, ManifestWriter, PreflightRecord, RunStatus, UploadStatus,
@@ -19,7 +20,7 @@ use super::preflight;
 use super::progress::Progress;
 use super::retry::RetryPolicy;
 use super::source::{Location, PlannedFile, Source};
-use super::store::{Destination, PutMode, PutOutcome};
+use super::store::{Destination, PutMode, PutOutcome, StoreError};
 use crate::cli::Dataset;
 
 /// Everything a run needs, resolved from flags, env, config and defaults.
@@ -285,10 +286,42 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
         size: row.size,
         validator: row.validator.clone(),
     };
-    let got = download::download(
-        &s.source, loc, &file.url, &expected, &dest, &s.retry, &on_bytes,
-    )
-    .await;
+    let (got, streamed) = match download::reuse(&dest, &file.url, &expected).await {
+        Some(d) => (Ok(d), None),
+        None => match streamable(s, row).await {
+            Some(size) => {
+                let (feed, growing) = growing::channel(&download::part_path(&dest), size);
+                let (fetched, put) = tokio::join!(
+                    download::fetch(
+                        &s.source,
+                        loc,
+                        &file.url,
+                        &dest,
+                        &s.retry,
+                        &on_bytes,
+                        Some(feed)
+                    ),
+                    s.destination
+                        .put_file(&file.key, growing, PutMode::CreateOnly)
+                );
+                let got = match fetched {
+                    Ok(f) => download::finish(f).await,
+                    Err(e) => Err(e),
+                };
+                (got, Some(put))
+            }
+            None => {
+                let got =
+                    download::fetch(&s.source, loc, &file.url, &dest, &s.retry, &on_bytes, None)
+                        .await;
+                let got = match got {
+                    Ok(f) => download::finish(f).await,
+                    Err(e) => Err(e),
+                };
+                (got, None)
+            }
+        },
+    };
     let d = match got {
         Ok(d) => d,
         Err(e) => {
@@ -303,9 +336,18 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
     audit.download = d.status;
     audit.attempts = d.attempts;
     audit.bytes = Some(d.bytes);
-    audit.sha256 = Some(d.sha256.clone());
+    audit.sha256 = Some(d.digests.sha256.clone());
     if !s.no_upload {
-        let (status, note) = upload(s, file, &d).await;
+        let (status, note) = match streamed {
+            // The source changed under the streamed parts: send the file
+            // as it is now, the ordinary way.
+            Some(Err(StoreError::Interrupted { reason, .. })) => {
+                tracing::info!(file = %file.file_name, %reason, "uploading the finished file instead");
+                upload(s, file, &d).await
+            }
+            Some(put) => after_put(s, file, &d, put).await,
+            None => upload(s, file, &d).await,
+        };
         audit.upload = status;
         audit.error = note;
     }
@@ -313,6 +355,21 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
     audit.duration_ms = started.elapsed().as_millis() as u64;
     tracing::info!(file = %file.file_name, download = ?audit.download, upload = ?audit.upload, bytes = d.bytes, ms = audit.duration_ms, "file done");
     (audit, d.transferred)
+}
+
+/// The planned size when this file's upload can stream while it
+/// downloads: an S3 multipart upload of an object that does not exist
+/// yet. Anything else (an existing object to compare, a local lake, an
+/// unknown size) downloads first.
+async fn streamable(s: &RunSettings, row: &PlanRow) -> Option<u64> {
+    let size = row.size?;
+    if s.no_upload
+        || !matches!(s.destination, Destination::S3(_))
+        || size <= super::store::MULTIPART_THRESHOLD
+    {
+        return None;
+    }
+    matches!(s.destination.head(&row.file.key).await, Ok(None)).then_some(size)
 }
 
 /// The wire name of a status (`skipped_identical`), for people too.
@@ -331,9 +388,6 @@ async fn upload(
     d: &download::Downloaded,
 ) -> (UploadStatus, Option<String>) {
     let dest = &s.destination;
-    let compare = |info: &super::store::ObjectInfo| {
-        info.size == d.bytes && info.sha256.as_deref() == Some(d.sha256.as_str())
-    };
     let existing = match dest.head(&file.key).await {
         Ok(e) => e,
         Err(e) => {
@@ -342,13 +396,15 @@ async fn upload(
         }
     };
     let mode = match &existing {
-        Some(info) if compare(info) => return (UploadStatus::SkippedIdentical, None),
+        Some(info) if info.holds(d.bytes, &d.digests) => {
+            return (UploadStatus::SkippedIdentical, None);
+        }
         Some(info) if !s.overwrite => {
             let note = format!(
-                "{} already exists with different content ({} bytes, sha256 {}); kept it — rerun with --overwrite to replace it",
+                "{} already exists with different content ({} bytes, {}); kept it — rerun with --overwrite to replace it",
                 dest.locate(&file.key),
                 info.size,
-                info.sha256.as_deref().unwrap_or("unknown")
+                info.describe_digest()
             );
             tracing::warn!(file = %file.file_name, "{note}");
             return (UploadStatus::SkippedExists, Some(note));
@@ -356,13 +412,23 @@ async fn upload(
         Some(_) => PutMode::Overwrite,
         None => PutMode::CreateOnly,
     };
-    match dest
-        .put_file(&file.key, &d.path, d.bytes, &d.sha256, mode)
-        .await
-    {
+    let growing = GrowingFile::complete(&d.path, d.bytes, d.digests.clone());
+    let put = dest.put_file(&file.key, growing, mode).await;
+    after_put(s, file, d, put).await
+}
+
+/// What a write's outcome means for the audit; a lost create race is
+/// re-checked against what the other writer stored.
+async fn after_put(
+    s: &RunSettings,
+    file: &PlannedFile,
+    d: &download::Downloaded,
+    put: Result<PutOutcome, StoreError>,
+) -> (UploadStatus, Option<String>) {
+    match put {
         Ok(PutOutcome::Written) => (UploadStatus::Uploaded, None),
-        Ok(PutOutcome::AlreadyExists) => match dest.head(&file.key).await {
-            Ok(Some(info)) if compare(&info) => (
+        Ok(PutOutcome::AlreadyExists) => match s.destination.head(&file.key).await {
+            Ok(Some(info)) if info.holds(d.bytes, &d.digests) => (
                 UploadStatus::SkippedIdentical,
                 Some("another writer uploaded the same content first".into()),
             ),

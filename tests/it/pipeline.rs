@@ -642,6 +642,19 @@ async fn s3_first_run_uploads_with_sha256_and_rerun_uploads_nothing() {
         &sha256_hex(&body),
         "sha256 travels with the object"
     );
+    let with_checksum = s3
+        .head_object()
+        .bucket("raw-zone")
+        .key(&key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        with_checksum.checksum_crc64_nvme(),
+        Some(crc64nvme_b64(&body).as_str()),
+        "and S3's own CRC64/NVME"
+    );
     let got = object_bytes(&s3, "raw-zone", &key).await;
     assert_eq!(sha256_hex(&got), sha256_hex(&body));
     let run_id = env.manifests()[0]["run_id"].as_str().unwrap().to_string();
@@ -671,21 +684,186 @@ async fn s3_first_run_uploads_with_sha256_and_rerun_uploads_nothing() {
     );
 }
 
+/// Runs `f` on a runtime of its own, from synchronous test code (a poll
+/// inside `kill_when`) that already runs on a test runtime.
+fn on_side_runtime<T: Send>(f: impl std::future::Future<Output = T> + Send) -> T {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(f)
+            })
+            .join()
+            .unwrap()
+    })
+}
+
+/// Parts already stored by multipart uploads still open in `bucket`.
+fn open_upload_parts(moto: &MotoServer, bucket: &str) -> usize {
+    on_side_runtime(async {
+        let s3 = moto.clients().await.s3();
+        let uploads = s3
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        let mut parts = 0;
+        for u in uploads.uploads() {
+            // moto 5.2.5 answers ListParts with a root element the SDK
+            // rejects (ListPartsResponse); count the parts in the raw XML.
+            let url = format!(
+                "{}/{bucket}/{}?uploadId={}",
+                moto.url(),
+                u.key().unwrap(),
+                u.upload_id().unwrap()
+            );
+            let xml = reqwest::get(url).await.unwrap().text().await.unwrap();
+            parts += xml.matches("<Part>").count();
+        }
+        parts
+    })
+}
+
+/// S3's full-object CRC64/NVME of `bytes`, as HeadObject reports it.
+fn crc64nvme_b64(bytes: &[u8]) -> String {
+    let mut h = openpay::pipeline::checksum::Hasher::default();
+    h.update(bytes);
+    h.finish().crc64nvme
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
+    let moto = MotoServer::start();
+    create_bucket(&moto, "raw-zone").await;
+    let cms = CmsServer::start();
+    let body = payments_csv(22, 40 * 1024 * 1024);
+    let path = cms.publish(2023, "General", NAME, body.clone());
+    // ~5 s of download: parts must be in S3 well before its end.
+    cms.throttle(Some(8 * 1024 * 1024));
+    let env = Env::new();
+    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone"]);
+    s3_env(&moto, &mut c);
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let served_at_first_part = loop {
+        assert!(Instant::now() < deadline, "no part was uploaded in 60 s");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before any part was seen in flight"
+        );
+        if open_upload_parts(&moto, "raw-zone") > 0 {
+            break cms.served(&path);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        served_at_first_part < body.len() as u64,
+        "a part was stored while the download was under way ({served_at_first_part} of {} bytes served)",
+        body.len()
+    );
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let m = env.manifests().last().unwrap().clone();
+    assert_eq!(m["status"], "completed");
+    let a = &env.audits(&m)[0];
+    assert_eq!(a["download"], "downloaded");
+    assert_eq!(a["upload"], "uploaded");
+    assert_eq!(a["sha256"], sha256_hex(&body), "the audit keeps the sha256");
+    assert_eq!(
+        cms.served(&path),
+        body.len() as u64,
+        "the source was read once"
+    );
+
+    let s3 = moto.clients().await.s3();
+    let key = format!("raw/dataset=general-payments/year=2023/{NAME}");
+    let head = s3
+        .head_object()
+        .bucket("raw-zone")
+        .key(&key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.checksum_crc64_nvme(),
+        Some(crc64nvme_b64(&body).as_str()),
+        "the object carries the file's full-object CRC64/NVME"
+    );
+    assert_eq!(
+        head.checksum_type(),
+        Some(&aws_sdk_s3::types::ChecksumType::FullObject)
+    );
+    let got = object_bytes(&s3, "raw-zone", &key).await;
+    assert_eq!(sha256_hex(&got), sha256_hex(&body), "byte-identical");
+
+    // Rerun, same work dir: nothing moves.
+    cms.throttle(None);
+    cms.reset_counters();
+    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone"]);
+    s3_env(&moto, &mut c);
+    let o = c.output().unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let m = env.manifests().last().unwrap().clone();
+    let a = &env.audits(&m)[0];
+    assert_eq!(a["download"], "skipped_verified");
+    assert_eq!(a["upload"], "skipped_identical", "{a}");
+    assert_eq!(cms.served(&path), 0);
+
+    // Another machine (empty work dir): it downloads, then recognises the
+    // object by its CRC without uploading.
+    let other = Env::new();
+    let mut c = other.cmd(&cms, &["--dest", "s3://raw-zone"]);
+    s3_env(&moto, &mut c);
+    let o = c.output().unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let m = other.manifests().last().unwrap().clone();
+    let a = &other.audits(&m)[0];
+    assert_eq!(a["download"], "downloaded");
+    assert_eq!(a["upload"], "skipped_identical", "{a}");
+    assert_eq!(m["files_uploaded"], 0);
+    let head2 = s3
+        .head_object()
+        .bucket("raw-zone")
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.last_modified(),
+        head2.last_modified(),
+        "object untouched"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_multipart_upload_and_sigkill_mid_upload_then_rerun() {
     let moto = MotoServer::start();
     create_bucket(&moto, "raw-zone").await;
     let cms = CmsServer::start();
     let body = payments_csv(21, 40 * 1024 * 1024);
-    cms.publish(2023, "General", NAME, body.clone());
+    let path = cms.publish(2023, "General", NAME, body.clone());
+    cms.throttle(Some(8 * 1024 * 1024));
     let env = Env::new();
-    let finished = env
-        .work()
-        .join(format!("raw/dataset=general-payments/year=2023/{NAME}"));
     let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone"]);
     s3_env(&moto, &mut c);
-    // Killed as soon as the download is complete: the upload is under way.
-    kill_when(c, || finished.exists());
+    // Killed with parts in S3 and the download still running.
+    kill_when(c, || open_upload_parts(&moto, "raw-zone") > 0);
+    let had = part_len(&env);
+    assert!(
+        had > 0 && had < body.len() as u64,
+        "killed mid-download: {had} bytes in the .part file"
+    );
+    cms.throttle(None);
+    cms.reset_counters();
     let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone"]);
     s3_env(&moto, &mut c);
     let o = c.output().unwrap();
@@ -693,7 +871,12 @@ async fn s3_multipart_upload_and_sigkill_mid_upload_then_rerun() {
     let m = env.manifests().last().unwrap().clone();
     assert_eq!(m["status"], "completed");
     let a = &env.audits(&m)[0];
-    assert_eq!(a["download"], "skipped_verified");
+    assert_eq!(a["download"], "resumed");
+    assert_eq!(a["upload"], "uploaded");
+    assert!(
+        cms.served(&path) <= body.len() as u64 - had,
+        "only the tail was fetched again"
+    );
     let s3 = moto.clients().await.s3();
     let key = format!("raw/dataset=general-payments/year=2023/{NAME}");
     let got = object_bytes(&s3, "raw-zone", &key).await;
@@ -703,6 +886,115 @@ async fn s3_multipart_upload_and_sigkill_mid_upload_then_rerun() {
         sha256_hex(&body),
         "multipart object is byte-identical"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verified_local_file_uploads_multipart_labelled_with_its_sha256() {
+    let moto = MotoServer::start();
+    create_bucket(&moto, "raw-zone").await;
+    let cms = CmsServer::start();
+    let body = payments_csv(23, 36 * 1024 * 1024);
+    cms.publish(2023, "General", NAME, body.clone());
+    let env = Env::new();
+    let o = env.run(&cms, &["--no-upload"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone"]);
+    s3_env(&moto, &mut c);
+    let o = c.output().unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let a = &env.audits(env.manifests().last().unwrap())[0];
+    assert_eq!(a["download"], "skipped_verified");
+    assert_eq!(a["upload"], "uploaded");
+    let s3 = moto.clients().await.s3();
+    let key = format!("raw/dataset=general-payments/year=2023/{NAME}");
+    let head = s3
+        .head_object()
+        .bucket("raw-zone")
+        .key(&key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.metadata().unwrap().get("sha256"),
+        Some(&sha256_hex(&body)),
+        "known before the upload, the sha256 labels the object"
+    );
+    assert_eq!(
+        head.checksum_crc64_nvme(),
+        Some(crc64nvme_b64(&body).as_str())
+    );
+}
+
+#[test]
+fn a_partial_file_from_before_a_reboot_is_fetched_again() {
+    let cms = CmsServer::start();
+    let body = payments_csv(12, 2_000_000);
+    let path = cms.publish(2023, "General", NAME, body.clone());
+    cms.throttle(Some(2_000_000));
+    let env = Env::new();
+    let lake = env.lake();
+    kill_when(env.cmd(&cms, &["--dest", lake.to_str().unwrap()]), || {
+        part_len(&env) > 300_000
+    });
+    // Pretend the machine rebooted: the unsynced bytes are not trusted.
+    let state = env.work().join(format!(
+        "raw/dataset=general-payments/year=2023/{NAME}.part.json"
+    ));
+    let mut s: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    s["boot"] = "an-earlier-boot".into();
+    std::fs::write(&state, serde_json::to_vec(&s).unwrap()).unwrap();
+    cms.throttle(None);
+    cms.reset_counters();
+    let o = env.run(&cms, &["--dest", lake.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(cms.served(&path), body.len() as u64, "fetched from byte 0");
+    assert_eq!(std::fs::read(lake_file(&env)).unwrap(), body);
+    let a = &env.audits(env.manifests().last().unwrap())[0];
+    assert_eq!(a["download"], "downloaded");
+}
+
+#[test]
+fn a_final_file_from_before_a_reboot_is_rehashed_not_trusted() {
+    let cms = CmsServer::start();
+    let body = payments_csv(13, 300_000);
+    let path = cms.publish(2023, "General", NAME, body.clone());
+    let env = Env::new();
+    let lake = env.lake();
+    let o = env.run(&cms, &["--dest", lake.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let file = env
+        .work()
+        .join(format!("raw/dataset=general-payments/year=2023/{NAME}"));
+    let sidecar = PathBuf::from(format!("{}.openpay.json", file.display()));
+    let mut rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    assert!(
+        rec["unsynced_boot"].is_string(),
+        "written without fsync, tagged with its boot: {rec}"
+    );
+    rec["unsynced_boot"] = "an-earlier-boot".into();
+    std::fs::write(&sidecar, serde_json::to_vec(&rec).unwrap()).unwrap();
+    // What a power loss can leave: right size and mtime, wrong bytes.
+    let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let mut bad = body.clone();
+    bad[1000] ^= 0x20;
+    std::fs::write(&file, &bad).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    cms.reset_counters();
+    let o = env.run(&cms, &["--dest", lake.to_str().unwrap(), "--overwrite"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert_eq!(
+        cms.served(&path),
+        body.len() as u64,
+        "re-hashed, found wrong, fetched again"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), body);
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use super::{ObjectInfo, PutMode, PutOutcome, StoreError};
 use crate::pipeline::atomic::write_atomic;
 use crate::pipeline::checksum::{self, FileRecord};
+use crate::pipeline::growing::GrowingFile;
 
 #[derive(Debug, Clone)]
 pub struct LocalStore {
@@ -65,20 +66,28 @@ impl LocalStore {
         });
         Ok(Some(ObjectInfo {
             size: meta.len(),
+            crc64nvme: quick.as_ref().and_then(|r| r.crc64nvme.clone()),
             sha256: quick.map(|r| r.sha256),
         }))
     }
 
+    /// Copies the file once it is complete (a lake on the same disk gains
+    /// nothing from copying a growing file), fsynced before it appears.
     pub async fn put_file(
         &self,
         key: &str,
-        src: &Path,
-        sha256: &str,
+        mut file: GrowingFile,
         mode: PutMode,
     ) -> Result<PutOutcome, StoreError> {
         let dest = self.path_of(key);
-        let (src, key_owned, this) = (src.to_path_buf(), key.to_string(), self.clone());
-        let sha = sha256.to_string();
+        let digests = file
+            .wait_complete()
+            .await
+            .map_err(|reason| StoreError::Interrupted {
+                location: dest.display().to_string(),
+                reason,
+            })?;
+        let (src, key_owned, this) = (file.path().to_path_buf(), key.to_string(), self.clone());
         tokio::task::spawn_blocking(move || -> Result<PutOutcome, StoreError> {
             let dir = dest.parent().expect("keys have a directory");
             std::fs::create_dir_all(dir).map_err(|e| Self::err("create", dir, e))?;
@@ -112,9 +121,11 @@ impl LocalStore {
             let rec = FileRecord {
                 url: String::new(),
                 bytes,
-                sha256: sha,
+                sha256: digests.sha256,
                 validator: None,
                 mtime_ns: checksum::mtime_ns(&dest).map_err(|e| Self::err("stat", &dest, e))?,
+                crc64nvme: Some(digests.crc64nvme),
+                unsynced_boot: None,
             };
             let at = this.record_path(&key_owned);
             std::fs::create_dir_all(at.parent().expect("record has a parent"))

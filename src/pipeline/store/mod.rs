@@ -1,24 +1,55 @@
 //! Destinations: a local lake directory or an S3 bucket, with the same
 //! layout and the same idempotency rules.
 //!
-//! Both keep the object's sha256 with the object (S3 user metadata
-//! `x-amz-meta-sha256`; a hidden sidecar in a local lake), so a later run
-//! decides "identical" from a HEAD, without downloading anything.
+//! Both keep the object's digests with the object, so a later run decides
+//! "identical" from a HEAD, without downloading anything: in S3 the
+//! full-object CRC64/NVME checksum (S3 verifies it when the upload
+//! completes) and, when known before the upload started, the sha256 as
+//! user metadata `x-amz-meta-sha256`; in a local lake a hidden sidecar.
+//! An upload that streams while its file is still downloading cannot label
+//! the object with a sha256 it does not know yet; the run's audit keeps it.
 
 mod local;
 mod s3;
 
-use std::path::Path;
+use crate::pipeline::checksum::Digests;
+use crate::pipeline::growing::GrowingFile;
 
 pub use local::LocalStore;
-pub use s3::S3Store;
+pub use s3::{MULTIPART_THRESHOLD, S3Store};
 
 /// What a HEAD tells about an existing object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
     pub size: u64,
-    /// Absent for objects not written by openpay.
+    /// Absent for objects not written by openpay, and for objects
+    /// uploaded while their file was still downloading.
     pub sha256: Option<String>,
+    /// Full-object CRC64/NVME (base64), when the store reports one.
+    pub crc64nvme: Option<String>,
+}
+
+impl ObjectInfo {
+    /// Whether the object holds exactly the file with these digests: the
+    /// sha256 decides when the object carries one, else the CRC64/NVME.
+    /// An object with neither is never "identical".
+    pub fn holds(&self, size: u64, d: &Digests) -> bool {
+        size == self.size
+            && match (&self.sha256, &self.crc64nvme) {
+                (Some(sha), _) => *sha == d.sha256,
+                (None, Some(crc)) => *crc == d.crc64nvme,
+                (None, None) => false,
+            }
+    }
+
+    /// The strongest digest the object carries, for messages.
+    pub fn describe_digest(&self) -> String {
+        match (&self.sha256, &self.crc64nvme) {
+            (Some(sha), _) => format!("sha256 {sha}"),
+            (None, Some(crc)) => format!("crc64nvme {crc}"),
+            (None, None) => "no checksum".into(),
+        }
+    }
 }
 
 /// Whether a write may replace an existing object.
@@ -51,6 +82,12 @@ pub enum StoreError {
         "bucket {bucket} does not exist (or is in another account); check [aws] bucket / --dest, or create it with `openpay tf apply`"
     )]
     NoSuchBucket { bucket: String },
+    /// A streaming upload lost its source mid-way; nothing was completed.
+    #[error("upload to {location} stopped: {reason}")]
+    Interrupted {
+        location: String,
+        reason: crate::pipeline::growing::Interrupted,
+    },
     #[error("{operation} {location} failed: {message}")]
     Other {
         operation: &'static str,
@@ -98,17 +135,17 @@ impl Destination {
         }
     }
 
+    /// Writes `file`, which may still be growing: S3 sends each part as
+    /// soon as its bytes are written.
     pub async fn put_file(
         &self,
         key: &str,
-        path: &Path,
-        size: u64,
-        sha256: &str,
+        file: GrowingFile,
         mode: PutMode,
     ) -> Result<PutOutcome, StoreError> {
         match self {
-            Destination::Local(l) => l.put_file(key, path, sha256, mode).await,
-            Destination::S3(s) => s.put_file(key, path, size, sha256, mode).await,
+            Destination::Local(l) => l.put_file(key, file, mode).await,
+            Destination::S3(s) => s.put_file(key, file, mode).await,
         }
     }
 
@@ -123,5 +160,52 @@ impl Destination {
             Destination::Local(l) => l.put_bytes(key, &bytes),
             Destination::S3(s) => s.put_bytes(key, bytes, content_type).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digests() -> Digests {
+        Digests {
+            sha256: "ab".into(),
+            crc64nvme: "CRC=".into(),
+        }
+    }
+
+    #[test]
+    fn sha256_decides_when_present_else_the_crc() {
+        let both = ObjectInfo {
+            size: 3,
+            sha256: Some("ab".into()),
+            crc64nvme: Some("other".into()),
+        };
+        assert!(both.holds(3, &digests()), "sha256 outranks the crc");
+        assert!(!both.holds(4, &digests()), "size differs");
+        let crc_only = ObjectInfo {
+            sha256: None,
+            crc64nvme: Some("CRC=".into()),
+            ..both.clone()
+        };
+        assert!(crc_only.holds(3, &digests()));
+        let wrong_sha = ObjectInfo {
+            sha256: Some("cd".into()),
+            crc64nvme: Some("CRC=".into()),
+            ..both.clone()
+        };
+        assert!(
+            !wrong_sha.holds(3, &digests()),
+            "a matching crc never overrides a different sha256"
+        );
+        let neither = ObjectInfo {
+            size: 3,
+            sha256: None,
+            crc64nvme: None,
+        };
+        assert!(
+            !neither.holds(3, &digests()),
+            "unknown content is never identical"
+        );
     }
 }

@@ -4,17 +4,20 @@
 //! errors (403 names the permission to grant), never "absent". New objects
 //! are created with `If-None-Match: *`, so two runs racing cannot both
 //! write. Large files go multipart, parts streamed from disk in parallel
-//! (memory stays flat whatever the file size).
-
-use std::path::Path;
+//! (memory stays flat whatever the file size), each part as soon as the
+//! download has written it. Every object carries a full-object CRC64/NVME
+//! checksum that S3 verifies against the bytes it stored.
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
+};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{ObjectInfo, PutMode, PutOutcome, StoreError};
 use crate::aws::AwsClients;
+use crate::pipeline::growing::{GrowingFile, Interrupted};
 
 /// Files above this go multipart.
 pub const MULTIPART_THRESHOLD: u64 = 32 * 1024 * 1024;
@@ -38,6 +41,13 @@ struct Failure {
 }
 
 type Raw = aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+/// Why a part did not upload.
+enum PartError {
+    /// Its bytes will not come (the download restarted or failed).
+    Source(Interrupted),
+    S3(Failure),
+}
 
 fn failure<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<E, Raw>) -> Failure {
     let status = e.raw_response().map(|r| r.status().as_u16());
@@ -100,6 +110,13 @@ impl S3Store {
         }
     }
 
+    fn interrupted(&self, key: &str, reason: Interrupted) -> StoreError {
+        StoreError::Interrupted {
+            location: format!("s3://{}/{}", self.bucket, self.full_key(key)),
+            reason,
+        }
+    }
+
     fn other(&self, operation: &'static str, key: &str, f: Failure) -> StoreError {
         StoreError::Other {
             operation,
@@ -139,12 +156,18 @@ impl S3Store {
             .head_object()
             .bucket(&self.bucket)
             .key(&full)
+            .checksum_mode(ChecksumMode::Enabled)
             .send()
             .await
         {
             Ok(out) => Ok(Some(ObjectInfo {
                 size: out.content_length().unwrap_or_default().max(0) as u64,
                 sha256: out.metadata().and_then(|m| m.get(SHA_METADATA)).cloned(),
+                // A composite checksum is per part, not the file's.
+                crc64nvme: out
+                    .checksum_crc64_nvme()
+                    .filter(|_| out.checksum_type() != Some(&ChecksumType::Composite))
+                    .map(str::to_string),
             })),
             Err(e) => {
                 let f = failure(&e);
@@ -160,15 +183,17 @@ impl S3Store {
     pub async fn put_file(
         &self,
         key: &str,
-        path: &Path,
-        size: u64,
-        sha256: &str,
+        mut file: GrowingFile,
         mode: PutMode,
     ) -> Result<PutOutcome, StoreError> {
-        if size > MULTIPART_THRESHOLD {
-            return self.put_multipart(key, path, size, sha256, mode).await;
+        if file.size() > MULTIPART_THRESHOLD {
+            return self.put_multipart(key, file, mode).await;
         }
-        let body = ByteStream::from_path(path).await.map_err(|e| {
+        let digests = file
+            .wait_complete()
+            .await
+            .map_err(|r| self.interrupted(key, r))?;
+        let body = ByteStream::from_path(file.path()).await.map_err(|e| {
             self.other(
                 "PutObject",
                 key,
@@ -186,7 +211,8 @@ impl S3Store {
             .key(self.full_key(key))
             .body(body)
             .content_type("text/csv")
-            .metadata(SHA_METADATA, sha256);
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .metadata(SHA_METADATA, digests.sha256);
         if mode == PutMode::CreateOnly {
             req = req.if_none_match("*");
         }
@@ -213,22 +239,25 @@ impl S3Store {
     async fn put_multipart(
         &self,
         key: &str,
-        path: &Path,
-        size: u64,
-        sha256: &str,
+        file: GrowingFile,
         mode: PutMode,
     ) -> Result<PutOutcome, StoreError> {
         let full = self.full_key(key);
-        let created = match self
+        let size = file.size();
+        let create = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(&full)
             .content_type("text/csv")
-            .metadata(SHA_METADATA, sha256)
-            .send()
-            .await
-        {
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .checksum_type(ChecksumType::FullObject)
+            .set_metadata(file.known_digests().map(|d| {
+                [(SHA_METADATA.to_string(), d.sha256.clone())]
+                    .into_iter()
+                    .collect()
+            }));
+        let created = match create.send().await {
             Ok(c) => c,
             Err(e) => return self.put_error("CreateMultipartUpload", key, e),
         };
@@ -238,26 +267,31 @@ impl S3Store {
         let count = size.div_ceil(part_size);
         let parts = futures::stream::iter(0..count)
             .map(|i| {
-                let (client, bucket, full, upload_id, path) = (
+                let (client, bucket, full, upload_id, mut file) = (
                     self.client.clone(),
                     self.bucket.clone(),
                     full.clone(),
                     upload_id.clone(),
-                    path.to_path_buf(),
+                    file.clone(),
                 );
                 async move {
                     let offset = i * part_size;
                     let len = part_size.min(size - offset);
+                    file.wait_for(offset + len)
+                        .await
+                        .map_err(PartError::Source)?;
                     let body = ByteStream::read_from()
-                        .path(&path)
+                        .path(file.path())
                         .offset(offset)
                         .length(Length::Exact(len))
                         .build()
                         .await
-                        .map_err(|e| Failure {
-                            status: None,
-                            code: None,
-                            message: e.to_string(),
+                        .map_err(|e| {
+                            PartError::S3(Failure {
+                                status: None,
+                                code: None,
+                                message: e.to_string(),
+                            })
                         })?;
                     let number = (i + 1) as i32;
                     let out = client
@@ -266,14 +300,16 @@ impl S3Store {
                         .key(full)
                         .upload_id(upload_id)
                         .part_number(number)
+                        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
                         .body(body)
                         .send()
                         .await
-                        .map_err(|e| failure(&e))?;
-                    Ok::<_, Failure>(
+                        .map_err(|e| PartError::S3(failure(&e)))?;
+                    Ok::<_, PartError>(
                         CompletedPart::builder()
                             .part_number(number)
                             .set_e_tag(out.e_tag().map(str::to_string))
+                            .set_checksum_crc64_nvme(out.checksum_crc64_nvme().map(str::to_string))
                             .build(),
                     )
                 }
@@ -281,19 +317,32 @@ impl S3Store {
             .buffered(PARALLEL_PARTS)
             .try_collect::<Vec<_>>()
             .await;
+        // The whole file's CRC, which S3 checks against what it assembled.
+        let mut file = file;
+        let parts = match parts {
+            Ok(parts) => file
+                .wait_complete()
+                .await
+                .map(|d| (parts, d))
+                .map_err(PartError::Source),
+            Err(e) => Err(e),
+        };
         let result = match parts {
-            Err(f) => Err(if f.status == Some(403) {
+            Err(PartError::Source(reason)) => Err(self.interrupted(key, reason)),
+            Err(PartError::S3(f)) => Err(if f.status == Some(403) {
                 self.denied("UploadPart", key, "s3:PutObject")
             } else {
                 self.other("UploadPart", key, f)
             }),
-            Ok(parts) => {
+            Ok((parts, digests)) => {
                 let mut req = self
                     .client
                     .complete_multipart_upload()
                     .bucket(&self.bucket)
                     .key(&full)
                     .upload_id(&upload_id)
+                    .checksum_type(ChecksumType::FullObject)
+                    .checksum_crc64_nvme(digests.crc64nvme)
                     .multipart_upload(
                         CompletedMultipartUpload::builder()
                             .set_parts(Some(parts))
