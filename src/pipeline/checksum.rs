@@ -12,6 +12,7 @@
 //! trusts such a file only within the boot that wrote it; after a reboot
 //! (power loss, kernel crash) it is re-hashed before it is used.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -39,6 +40,10 @@ pub struct FileRecord {
     /// quick check no longer vouches for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsynced_boot: Option<String>,
+    /// Objects uploaded from this file: location → ETag. Lets a later run
+    /// recognise its own upload in a store that keeps no checksum.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub uploaded: BTreeMap<String, String>,
 }
 
 /// The two digests openpay keeps of a file: sha256 for audits and people;
@@ -152,6 +157,21 @@ pub fn quick_verified(path: &Path, url: Option<&str>) -> Option<FileRecord> {
     (len == rec.bytes && mtime_ns(path).ok()? == rec.mtime_ns).then_some(rec)
 }
 
+/// Remembers that `location` now holds `path`'s bytes as the object
+/// tagged `etag` (no record, nothing to remember it in).
+pub fn note_upload(path: &Path, location: &str, etag: &str) -> std::io::Result<()> {
+    let Some(mut rec) = read_record(path) else {
+        return Ok(());
+    };
+    rec.uploaded.insert(location.to_string(), etag.to_string());
+    write_record(path, &rec)
+}
+
+/// The ETag of the object this file was uploaded as to `location`.
+pub fn uploaded_etag(path: &Path, location: &str) -> Option<String> {
+    read_record(path)?.uploaded.remove(location)
+}
+
 /// Streams a file through both digests (blocking; call from a blocking
 /// thread).
 pub fn digest_file(path: &Path) -> std::io::Result<(Digests, u64)> {
@@ -220,6 +240,7 @@ mod tests {
             mtime_ns: mtime_ns(&p).unwrap(),
             crc64nvme: Some(d.crc64nvme),
             unsynced_boot: boot_id().map(str::to_string),
+            uploaded: BTreeMap::new(),
         };
         write_record(&p, &rec).unwrap();
         assert_eq!(quick_verified(&p, Some("u")), Some(rec.clone()));

@@ -420,6 +420,7 @@ pub async fn finish(f: Fetched) -> Result<Downloaded, DownloadError> {
             mtime_ns: checksum::mtime_ns(&f.part)?,
             crc64nvme: Some(f.digests.crc64nvme),
             unsynced_boot: checksum::boot_id().map(str::to_string),
+            uploaded: Default::default(),
         };
         checksum::write_record(&f.dest, &rec)?;
         std::fs::rename(&f.part, &f.dest)?;

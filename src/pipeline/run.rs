@@ -9,6 +9,7 @@ use chrono::Utc;
 use futures::StreamExt;
 
 use super::PipelineError;
+use super::checksum;
 use super::download::{self, DownloadStatus};
 use super::fetch;
 use super::growing::{self, GrowingFile};
@@ -388,6 +389,7 @@ async fn upload(
     d: &download::Downloaded,
 ) -> (UploadStatus, Option<String>) {
     let dest = &s.destination;
+    let ours = checksum::uploaded_etag(&d.path, &dest.locate(&file.key));
     let existing = match dest.head(&file.key).await {
         Ok(e) => e,
         Err(e) => {
@@ -396,7 +398,7 @@ async fn upload(
         }
     };
     let mode = match &existing {
-        Some(info) if info.holds(d.bytes, &d.digests) => {
+        Some(info) if info.holds(d.bytes, &d.digests, ours.as_deref()) => {
             return (UploadStatus::SkippedIdentical, None);
         }
         Some(info) if !s.overwrite => {
@@ -425,10 +427,18 @@ async fn after_put(
     d: &download::Downloaded,
     put: Result<PutOutcome, StoreError>,
 ) -> (UploadStatus, Option<String>) {
+    let location = s.destination.locate(&file.key);
     match put {
-        Ok(PutOutcome::Written) => (UploadStatus::Uploaded, None),
+        Ok(PutOutcome::Written { etag }) => {
+            if let Some(etag) = etag
+                && let Err(e) = checksum::note_upload(&d.path, &location, &etag)
+            {
+                tracing::warn!(file = %file.file_name, error = %e, "cannot record the upload next to the file; a later run may not recognise it");
+            }
+            (UploadStatus::Uploaded, None)
+        }
         Ok(PutOutcome::AlreadyExists) => match s.destination.head(&file.key).await {
-            Ok(Some(info)) if info.holds(d.bytes, &d.digests) => (
+            Ok(Some(info)) if info.holds(d.bytes, &d.digests, None) => (
                 UploadStatus::SkippedIdentical,
                 Some("another writer uploaded the same content first".into()),
             ),

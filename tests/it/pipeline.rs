@@ -804,6 +804,17 @@ async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
     );
     let got = object_bytes(&s3, "raw-zone", &key).await;
     assert_eq!(sha256_hex(&got), sha256_hex(&body), "byte-identical");
+    // For stores that keep no checksum: the work dir remembers which
+    // object it uploaded.
+    let sidecar = env.work().join(format!(
+        "raw/dataset=general-payments/year=2023/{NAME}.openpay.json"
+    ));
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    assert_eq!(
+        rec["uploaded"][format!("s3://raw-zone/{key}")].as_str(),
+        head.e_tag(),
+        "{rec}"
+    );
 
     // Rerun, same work dir: nothing moves.
     cms.throttle(None);

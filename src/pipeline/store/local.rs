@@ -67,6 +67,7 @@ impl LocalStore {
         Ok(Some(ObjectInfo {
             size: meta.len(),
             crc64nvme: quick.as_ref().and_then(|r| r.crc64nvme.clone()),
+            etag: None,
             sha256: quick.map(|r| r.sha256),
         }))
     }
@@ -103,7 +104,7 @@ impl LocalStore {
                 .map_err(|e| Self::err("sync", &dest, e))?;
             let written = match mode {
                 PutMode::CreateOnly => match tmp.persist_noclobber(&dest) {
-                    Ok(_) => PutOutcome::Written,
+                    Ok(_) => PutOutcome::Written { etag: None },
                     Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
                         return Ok(PutOutcome::AlreadyExists);
                     }
@@ -112,7 +113,7 @@ impl LocalStore {
                 PutMode::Overwrite => {
                     tmp.persist(&dest)
                         .map_err(|e| Self::err("write", &dest, e.error))?;
-                    PutOutcome::Written
+                    PutOutcome::Written { etag: None }
                 }
             };
             let bytes = std::fs::metadata(&dest)
@@ -126,6 +127,7 @@ impl LocalStore {
                 mtime_ns: checksum::mtime_ns(&dest).map_err(|e| Self::err("stat", &dest, e))?,
                 crc64nvme: Some(digests.crc64nvme),
                 unsynced_boot: None,
+                uploaded: Default::default(),
             };
             let at = this.record_path(&key_owned);
             std::fs::create_dir_all(at.parent().expect("record has a parent"))

@@ -27,18 +27,23 @@ pub struct ObjectInfo {
     pub sha256: Option<String>,
     /// Full-object CRC64/NVME (base64), when the store reports one.
     pub crc64nvme: Option<String>,
+    /// The store's version tag of the object (S3 ETag).
+    pub etag: Option<String>,
 }
 
 impl ObjectInfo {
     /// Whether the object holds exactly the file with these digests: the
     /// sha256 decides when the object carries one, else the CRC64/NVME.
-    /// An object with neither is never "identical".
-    pub fn holds(&self, size: u64, d: &Digests) -> bool {
+    /// An object with neither (a streamed upload to a store that keeps no
+    /// checksums) is identical only when it is the very object this work
+    /// dir uploaded from the file (`uploaded_etag`, from the file's record).
+    /// Anything else is never "identical".
+    pub fn holds(&self, size: u64, d: &Digests, uploaded_etag: Option<&str>) -> bool {
         size == self.size
             && match (&self.sha256, &self.crc64nvme) {
                 (Some(sha), _) => *sha == d.sha256,
                 (None, Some(crc)) => *crc == d.crc64nvme,
-                (None, None) => false,
+                (None, None) => self.etag.is_some() && self.etag.as_deref() == uploaded_etag,
             }
     }
 
@@ -60,9 +65,10 @@ pub enum PutMode {
     Overwrite,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
-    Written,
+    /// With the new object's ETag, when the store has them.
+    Written { etag: Option<String> },
     /// A create-only write lost a race (S3 412 Precondition Failed).
     AlreadyExists,
 }
@@ -175,37 +181,44 @@ mod tests {
     }
 
     #[test]
-    fn sha256_decides_when_present_else_the_crc() {
+    fn sha256_decides_when_present_else_the_crc_else_our_own_etag() {
         let both = ObjectInfo {
             size: 3,
             sha256: Some("ab".into()),
             crc64nvme: Some("other".into()),
+            etag: Some("\"e\"".into()),
         };
-        assert!(both.holds(3, &digests()), "sha256 outranks the crc");
-        assert!(!both.holds(4, &digests()), "size differs");
+        assert!(both.holds(3, &digests(), None), "sha256 outranks the crc");
+        assert!(!both.holds(4, &digests(), None), "size differs");
         let crc_only = ObjectInfo {
             sha256: None,
             crc64nvme: Some("CRC=".into()),
             ..both.clone()
         };
-        assert!(crc_only.holds(3, &digests()));
+        assert!(crc_only.holds(3, &digests(), None));
         let wrong_sha = ObjectInfo {
             sha256: Some("cd".into()),
             crc64nvme: Some("CRC=".into()),
             ..both.clone()
         };
         assert!(
-            !wrong_sha.holds(3, &digests()),
-            "a matching crc never overrides a different sha256"
+            !wrong_sha.holds(3, &digests(), Some("\"e\"")),
+            "a matching crc or etag never overrides a different sha256"
         );
         let neither = ObjectInfo {
             size: 3,
             sha256: None,
             crc64nvme: None,
+            etag: Some("\"e\"".into()),
         };
+        assert!(!neither.holds(3, &digests(), None), "unknown content");
         assert!(
-            !neither.holds(3, &digests()),
-            "unknown content is never identical"
+            !neither.holds(3, &digests(), Some("\"f\"")),
+            "another object"
+        );
+        assert!(
+            neither.holds(3, &digests(), Some("\"e\"")),
+            "the one we uploaded"
         );
     }
 }

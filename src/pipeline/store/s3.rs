@@ -168,6 +168,7 @@ impl S3Store {
                     .checksum_crc64_nvme()
                     .filter(|_| out.checksum_type() != Some(&ChecksumType::Composite))
                     .map(str::to_string),
+                etag: out.e_tag().map(str::to_string),
             })),
             Err(e) => {
                 let f = failure(&e);
@@ -217,7 +218,9 @@ impl S3Store {
             req = req.if_none_match("*");
         }
         match req.send().await {
-            Ok(_) => Ok(PutOutcome::Written),
+            Ok(out) => Ok(PutOutcome::Written {
+                etag: out.e_tag().map(str::to_string),
+            }),
             Err(e) => self.put_error("PutObject", key, e),
         }
     }
@@ -352,7 +355,11 @@ impl S3Store {
                     req = req.if_none_match("*");
                 }
                 match req.send().await {
-                    Ok(_) => return Ok(PutOutcome::Written),
+                    Ok(out) => {
+                        return Ok(PutOutcome::Written {
+                            etag: out.e_tag().map(str::to_string),
+                        });
+                    }
                     Err(e) => self.put_error("CompleteMultipartUpload", key, e),
                 }
             }
