@@ -496,34 +496,49 @@ async fn reuse_final(dest: &Path, url: &str, expected: &Expected) -> Option<File
 /// writer, the bytes written in this call and how the stream ended.
 async fn pump(
     writer: PartWriter,
-    mut chunks: fetch::ChunkStream,
+    chunks: fetch::ChunkStream,
     on_bytes: OnBytes<'_>,
 ) -> (std::io::Result<PartWriter>, u64, Result<(), FetchError>) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    // Chunks travel in batches of whatever arrived together: one channel
+    // hop (and thread wake-up) per socket read of 16 KiB cost more than
+    // the hashing itself.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(8);
     let task = tokio::task::spawn_blocking(move || {
         let mut w = writer;
         let mut n = 0u64;
-        while let Some(chunk) = rx.blocking_recv() {
-            w.write(&chunk)?;
-            n += chunk.len() as u64;
+        while let Some(batch) = rx.blocking_recv() {
+            for chunk in batch {
+                w.write(&chunk)?;
+                n += chunk.len() as u64;
+            }
         }
         w.flush()?;
         Ok::<_, std::io::Error>((w, n))
     });
     let mut result = Ok(());
-    while let Some(item) = chunks.next().await {
-        match item {
-            Ok(chunk) => {
-                let len = chunk.len() as u64;
-                if tx.send(chunk).await.is_err() {
+    let mut batches = chunks.ready_chunks(64);
+    while let Some(items) = batches.next().await {
+        let mut batch = Vec::with_capacity(items.len());
+        let mut failed = None;
+        for item in items {
+            match item {
+                Ok(chunk) => batch.push(chunk),
+                Err(e) => {
+                    failed = Some(e);
                     break;
                 }
-                on_bytes(len);
             }
-            Err(e) => {
-                result = Err(e);
+        }
+        let len: u64 = batch.iter().map(|c| c.len() as u64).sum();
+        if !batch.is_empty() {
+            if tx.send(batch).await.is_err() {
                 break;
             }
+            on_bytes(len);
+        }
+        if let Some(e) = failed {
+            result = Err(e);
+            break;
         }
     }
     drop(tx);
