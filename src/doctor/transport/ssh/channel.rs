@@ -70,6 +70,8 @@ impl Drop for SlotGuard<'_> {
 /// Why a step did not complete.
 enum Step {
     Deadline,
+    /// The server did not start the command (nothing ran): safe to retry.
+    NotStarted(String),
     Failed(String),
 }
 
@@ -150,19 +152,32 @@ pub fn run(
     let Some(_slot) = slots.acquire(deadline) else {
         return Err(timed_out());
     };
-    let mut channel = match retry(deadline, "open channel", || session.channel_session()) {
-        Ok(c) => c,
-        Err(Step::Deadline) => return Err(timed_out()),
-        Err(Step::Failed(m)) => return Err(TransportError::Io(m)),
-    };
-    match collect(&mut channel, command, deadline) {
-        Ok(out) => Ok(out),
-        Err(step) => {
-            abandon(&mut channel);
-            Err(match step {
-                Step::Deadline => timed_out(),
-                Step::Failed(m) => TransportError::Io(format!("`{command}`: {m}")),
-            })
+    // Under load sshd occasionally answers an exec request on a fresh
+    // channel with a failure (seen with 8 channels busy on one session);
+    // nothing ran then, so a second channel is a safe retry.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut channel = match retry(deadline, "open channel", || session.channel_session()) {
+            Ok(c) => c,
+            Err(Step::Deadline) => return Err(timed_out()),
+            Err(Step::Failed(m) | Step::NotStarted(m)) => return Err(TransportError::Io(m)),
+        };
+        match collect(&mut channel, command, deadline) {
+            Ok(out) => return Ok(out),
+            Err(step) => {
+                abandon(&mut channel);
+                match step {
+                    Step::NotStarted(m) if attempts < 3 => {
+                        tracing::debug!(command, error = %m, "exec refused; retrying on a new channel");
+                        std::thread::sleep(Duration::from_millis(20 * attempts));
+                    }
+                    Step::Deadline => return Err(timed_out()),
+                    Step::Failed(m) | Step::NotStarted(m) => {
+                        return Err(TransportError::Io(format!("`{command}`: {m}")));
+                    }
+                }
+            }
         }
     }
 }
@@ -171,7 +186,10 @@ fn collect(channel: &mut Channel, command: &str, deadline: Instant) -> Result<Cm
     // The login shell may not be POSIX (fish, csh); the Transport promises
     // `sh -c` semantics, so say so explicitly.
     let wrapped = format!("sh -c {}", shell_quote(command));
-    retry(deadline, "exec", || channel.exec(&wrapped))?;
+    retry(deadline, "exec", || channel.exec(&wrapped)).map_err(|s| match s {
+        Step::Failed(m) => Step::NotStarted(m),
+        other => other,
+    })?;
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     let mut backoff = Backoff::new();
