@@ -49,6 +49,9 @@ pub struct Outcome {
     /// A fix specific to this finding; the catalog's generic remediation is
     /// shown when this is `None`.
     pub remediation: Option<String>,
+    /// The check could not look at what it checks (no credentials): the
+    /// answer is "unknown", which exits 3 like an unreachable host, not 1.
+    pub cannot_evaluate: bool,
 }
 
 impl Outcome {
@@ -58,7 +61,14 @@ impl Outcome {
             summary: summary.into(),
             evidence: Vec::new(),
             remediation: None,
+            cannot_evaluate: false,
         }
+    }
+
+    /// A failure that means "could not evaluate" (exit 3), not a finding.
+    pub fn cannot_evaluate(mut self) -> Self {
+        self.cannot_evaluate = true;
+        self
     }
     pub fn pass(summary: impl Into<String>) -> Self {
         Self::new(CheckStatus::Pass, summary)

@@ -24,6 +24,9 @@ pub struct CheckResult {
     /// The finding's own fix, else the catalog's; only for warn and fail.
     pub remediation: Option<String>,
     pub duration_ms: u64,
+    /// Set when the check could not evaluate at all (exit 3).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cannot_evaluate: bool,
 }
 
 impl CheckResult {
@@ -47,6 +50,7 @@ impl CheckResult {
             evidence: outcome.evidence,
             remediation,
             duration_ms,
+            cannot_evaluate: outcome.cannot_evaluate && outcome.status == CheckStatus::Fail,
         }
     }
 
@@ -76,6 +80,8 @@ pub struct Summary {
     /// Failed checks whose level is `required`.
     pub required_failed: usize,
     pub unreachable_hosts: usize,
+    /// Required checks that could not evaluate (no credentials).
+    pub cannot_evaluate: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -102,6 +108,9 @@ impl Report {
             }
             if r.is_blocking() {
                 summary.required_failed += 1;
+                if r.cannot_evaluate {
+                    summary.cannot_evaluate += 1;
+                }
             }
         }
         summary.unreachable_hosts = hosts.iter().filter(|h| !h.reachable).count();
@@ -117,10 +126,11 @@ impl Report {
         report
     }
 
-    /// 3 when a host could not be checked, else 1 when a required check
-    /// failed, else 0 (warn, skip and advisory failures never change it).
+    /// 3 when a host could not be checked or a required check could not
+    /// evaluate (credentials missing), else 1 when a required check failed,
+    /// else 0 (warn, skip and advisory failures never change it).
     pub fn exit(&self) -> Exit {
-        if self.summary.unreachable_hosts > 0 {
+        if self.summary.unreachable_hosts > 0 || self.summary.cannot_evaluate > 0 {
             Exit::Blocked
         } else if self.summary.required_failed > 0 {
             Exit::Findings

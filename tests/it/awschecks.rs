@@ -779,8 +779,9 @@ async fn binary_no_credentials_names_the_chain_and_leaks_nothing() {
     ];
     let dir = tempfile::tempdir().unwrap();
     let (code, r, all) = doctor_json(dir.path(), &env, &["--only", "aws.identity"]);
-    assert_ne!(code, 0, "{all}");
+    assert_eq!(code, 3, "credentials missing: could not evaluate; {all}");
     assert_eq!(status(&r, "aws.identity"), "fail", "{all}");
+    assert_eq!(r["aws.identity"]["cannot_evaluate"], true, "{all}");
     assert!(
         r["aws.identity"]["summary"]
             .as_str()

@@ -212,7 +212,8 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
             "no AWS credentials found in the standard chain",
         )
         .with_evidence([format!("sdk: {detail}")])
-            .with_remediation(CREDENTIALS_HELP.to_string()),
+        .with_remediation(CREDENTIALS_HELP.to_string())
+        .cannot_evaluate(),
         Err(e @ IdentityError::Refused(_)) => Outcome::fail(e.to_string())
             .with_evidence([e.to_string()])
             .with_remediation(format!(

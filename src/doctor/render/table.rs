@@ -39,10 +39,13 @@ pub fn render(report: &Report, verbose: bool, out: &mut dyn io::Write) -> io::Re
     if s.unreachable_hosts > 0 {
         line.push_str(&format!(", {} host(s) unreachable", s.unreachable_hosts));
     }
+    if s.cannot_evaluate > 0 {
+        line.push_str(&format!(", {} could not evaluate", s.cannot_evaluate));
+    }
     let verdict = match report.exit_code {
         0 => "ready",
         1 => "NOT ready",
-        _ => "could not check every host",
+        _ => "could not check everything",
     };
     writeln!(out, "{line} — {verdict} (exit {})", report.exit_code)
 }
