@@ -14,12 +14,12 @@ use openpay::doctor::checks::{
 };
 use openpay::doctor::transport::local::LocalTransport;
 
+use crate::common::iam::{role, runner_policy};
 use crate::common::moto::MotoServer;
 use crate::common::repo_root;
 
 const ACCOUNT: &str = "123456789012";
 const BUCKET: &str = "openpay-test-raw";
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
 fn ctx(aws: Option<AwsClients>, config: Config, options: CheckOptions) -> CheckCtx {
     CheckCtx {
@@ -37,47 +37,6 @@ fn config(bucket: Option<&str>, role: Option<&str>, allow: &[&str]) -> Config {
     c.aws.role_name = role.map(str::to_string);
     c.doctor.allowed_ssh_cidrs = allow.iter().map(|s| s.to_string()).collect();
     c
-}
-
-fn runner_policy(bucket: &str) -> String {
-    std::fs::read_to_string(repo_root().join("terraform/policies/runner.json.tftpl"))
-        .unwrap()
-        .replace("${bucket}", bucket)
-}
-
-/// Creates a role with inline and attached managed policies.
-async fn role(aws: &AwsClients, name: &str, inline: &[(&str, &str)], managed: &[(&str, &str)]) {
-    let iam = aws.iam();
-    iam.create_role()
-        .role_name(name)
-        .assume_role_policy_document(TRUST)
-        .send()
-        .await
-        .unwrap();
-    for (pname, doc) in inline {
-        iam.put_role_policy()
-            .role_name(name)
-            .policy_name(*pname)
-            .policy_document(*doc)
-            .send()
-            .await
-            .unwrap();
-    }
-    for (pname, doc) in managed {
-        let p = iam
-            .create_policy()
-            .policy_name(*pname)
-            .policy_document(*doc)
-            .send()
-            .await
-            .unwrap();
-        iam.attach_role_policy()
-            .role_name(name)
-            .policy_arn(p.policy().unwrap().arn().unwrap())
-            .send()
-            .await
-            .unwrap();
-    }
 }
 
 /// Clients holding the session credentials of `role` (moto's AssumeRole).

@@ -9,8 +9,6 @@ use crate::common::{openpay, repo_root};
 const ROLE: &str = "openpay-runner";
 const BUCKET: &str = "openpayments-test-bucket";
 
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-
 /// The repo's template rendered by hand, then reordered: statements
 /// swapped, Action as string vs list flipped, other whitespace, no Sids.
 fn reordered_policy() -> String {
@@ -25,22 +23,8 @@ fn reordered_policy() -> String {
 }
 
 async fn role_with_inline(server: &MotoServer, policies: &[(&str, String)]) {
-    let iam = server.clients().await.iam();
-    iam.create_role()
-        .role_name(ROLE)
-        .assume_role_policy_document(TRUST)
-        .send()
-        .await
-        .expect("create role in moto");
-    for (name, doc) in policies {
-        iam.put_role_policy()
-            .role_name(ROLE)
-            .policy_name(*name)
-            .policy_document(doc)
-            .send()
-            .await
-            .expect("put role policy in moto");
-    }
+    let inline: Vec<(&str, &str)> = policies.iter().map(|(n, d)| (*n, d.as_str())).collect();
+    crate::common::iam::role(&server.clients().await, ROLE, &inline, &[]).await;
 }
 
 struct Out {

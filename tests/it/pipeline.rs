@@ -569,24 +569,8 @@ fn s3_env(moto: &MotoServer, cmd: &mut Command) {
 /// `openpay tf apply` leaves them.
 async fn create_bucket(moto: &MotoServer, bucket: &str) {
     let clients = moto.clients().await;
-    let template = std::fs::read_to_string(
-        crate::common::repo_root().join("terraform/policies/runner.json.tftpl"),
-    )
-    .unwrap();
-    let iam = clients.iam();
-    iam.create_role()
-        .role_name(ROLE)
-        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
-        .send()
-        .await
-        .unwrap();
-    iam.put_role_policy()
-        .role_name(ROLE)
-        .policy_name("runner")
-        .policy_document(template.replace("${bucket}", bucket))
-        .send()
-        .await
-        .unwrap();
+    let policy = crate::common::iam::runner_policy(bucket);
+    crate::common::iam::role(&clients, ROLE, &[("runner", &policy)], &[]).await;
     make_bucket(&clients.s3(), bucket).await;
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cms;
+pub mod iam;
 pub mod moto;
 pub mod sshd;
 
