@@ -23,6 +23,11 @@ use crate::pipeline::growing::{GrowingFile, Interrupted};
 pub const MULTIPART_THRESHOLD: u64 = 32 * 1024 * 1024;
 const MIN_PART: u64 = 16 * 1024 * 1024;
 const PARALLEL_PARTS: usize = 8;
+/// Read size for part bodies. The SDK's default (4 KiB) made every part
+/// thousands of tiny reads and body frames: measured on loopback, 1 GiB
+/// took 5.7 s with it and 4.5 s with 256 KiB (s5cmd: 5.1 s); 1 MiB was no
+/// faster and costs 8 MiB more memory with 8 parts in flight.
+const READ_BUFFER: usize = 256 * 1024;
 const SHA_METADATA: &str = "sha256";
 
 #[derive(Debug, Clone)]
@@ -194,17 +199,22 @@ impl S3Store {
             .wait_complete()
             .await
             .map_err(|r| self.interrupted(key, r))?;
-        let body = ByteStream::from_path(file.path()).await.map_err(|e| {
-            self.other(
-                "PutObject",
-                key,
-                Failure {
-                    status: None,
-                    code: None,
-                    message: e.to_string(),
-                },
-            )
-        })?;
+        let body = ByteStream::read_from()
+            .path(file.path())
+            .buffer_size(READ_BUFFER)
+            .build()
+            .await
+            .map_err(|e| {
+                self.other(
+                    "PutObject",
+                    key,
+                    Failure {
+                        status: None,
+                        code: None,
+                        message: e.to_string(),
+                    },
+                )
+            })?;
         let mut req = self
             .client
             .put_object()
@@ -286,6 +296,7 @@ impl S3Store {
                     let body = ByteStream::read_from()
                         .path(file.path())
                         .offset(offset)
+                        .buffer_size(READ_BUFFER)
                         .length(Length::Exact(len))
                         .build()
                         .await
