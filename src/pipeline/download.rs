@@ -12,7 +12,7 @@
 //! `.part` file while it grows ([`super::growing`]) and finish before the
 //! rename; [`download`] is both in one call.
 
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -91,12 +91,21 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// How often a growing `.part` file tells its uploader how far it is.
 const PUBLISH_EVERY: u64 = 4 << 20;
 
-/// The append side of a `.part` file: writes and hashes each chunk.
+/// The append side of a `.part` file: the file and its running digests.
+/// While a body streams in they are driven on two threads ([`pump`]):
+/// hashing is the slowest step, and writing need not wait for it.
 struct PartWriter {
-    file: BufWriter<std::fs::File>,
+    sink: PartSink,
     hasher: Hasher,
+}
+
+/// Writes chunks straight from the network buffers (one `writev` per
+/// batch, no copy into a write buffer) and tells the uploader how far the
+/// file is written.
+struct PartSink {
+    file: std::fs::File,
     len: u64,
-    /// Bytes flushed to the file and announced to `feed`.
+    /// Bytes announced to `feed`.
     published: u64,
     feed: Option<Arc<FillSender>>,
 }
@@ -120,33 +129,45 @@ impl PartWriter {
             feed.partial(keep);
         }
         Ok(Self {
-            file: BufWriter::with_capacity(1 << 20, f),
+            sink: PartSink {
+                file: f,
+                len: keep,
+                published: keep,
+                feed,
+            },
             hasher,
-            len: keep,
-            published: keep,
-            feed,
         })
     }
 
-    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(chunk)?;
-        self.hasher.update(chunk);
-        self.len += chunk.len() as u64;
-        if self.feed.is_some() && self.len - self.published >= PUBLISH_EVERY {
-            self.flush()?;
+    fn len(&self) -> u64 {
+        self.sink.len
+    }
+}
+
+impl PartSink {
+    fn write_batch(&mut self, batch: &[Bytes]) -> std::io::Result<()> {
+        let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|b| IoSlice::new(b)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = self.file.write_vectored(rest)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut rest, n);
+        }
+        self.len += batch.iter().map(|b| b.len() as u64).sum::<u64>();
+        if self.len - self.published >= PUBLISH_EVERY {
+            self.publish();
         }
         Ok(())
     }
 
-    /// Flushes to the file (the page cache: readers see the bytes) and
-    /// announces them.
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()?;
+    /// Announces what is written (it is in the page cache: readers see it).
+    fn publish(&mut self) {
         self.published = self.len;
         if let Some(feed) = &self.feed {
             feed.partial(self.len);
         }
-        Ok(())
     }
 }
 
@@ -304,7 +325,7 @@ pub async fn fetch(
                     fail(format!("writing {} failed: {e}", part.display()), attempts)
                 })?;
                 transferred += got;
-                keep = writer.len;
+                keep = writer.len();
                 if got > 0 {
                     fruitless = 0;
                 }
@@ -374,10 +395,8 @@ pub async fn fetch(
 
 /// Flushes the writer and checks the file holds what was hashed.
 fn seal(writer: PartWriter, part: &Path) -> std::io::Result<(u64, Digests)> {
-    let PartWriter {
-        file, hasher, len, ..
-    } = writer;
-    let f = file.into_inner().map_err(|e| e.into_error())?;
+    let PartWriter { sink, hasher } = writer;
+    let (f, len) = (sink.file, sink.len);
     // Without a boot id there is no way to tell a reboot later: pay for
     // durability now.
     if checksum::boot_id().is_none() {
@@ -492,28 +511,42 @@ async fn reuse_final(dest: &Path, url: &str, expected: &Expected) -> Option<File
     }
 }
 
-/// Streams chunks into the writer on a blocking thread. Returns the
-/// writer, the bytes written in this call and how the stream ended.
+/// Streams chunks into the writer: the file on one blocking thread, the
+/// digests on another. Returns the writer, the bytes written in this call
+/// and how the stream ended.
 async fn pump(
     writer: PartWriter,
     chunks: fetch::ChunkStream,
     on_bytes: OnBytes<'_>,
 ) -> (std::io::Result<PartWriter>, u64, Result<(), FetchError>) {
+    let PartWriter {
+        mut sink,
+        mut hasher,
+    } = writer;
+    let start = sink.len;
     // Chunks travel in batches of whatever arrived together: one channel
     // hop (and thread wake-up) per socket read of 16 KiB cost more than
     // the hashing itself.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(8);
-    let task = tokio::task::spawn_blocking(move || {
-        let mut w = writer;
-        let mut n = 0u64;
-        while let Some(batch) = rx.blocking_recv() {
-            for chunk in batch {
-                w.write(&chunk)?;
-                n += chunk.len() as u64;
+    let (wtx, mut wrx) = tokio::sync::mpsc::channel::<Arc<Vec<Bytes>>>(8);
+    let (htx, mut hrx) = tokio::sync::mpsc::channel::<Arc<Vec<Bytes>>>(8);
+    let writing = tokio::task::spawn_blocking(move || {
+        let mut outcome = Ok(());
+        while let Some(batch) = wrx.blocking_recv() {
+            if let Err(e) = sink.write_batch(&batch) {
+                outcome = Err(e);
+                break;
             }
         }
-        w.flush()?;
-        Ok::<_, std::io::Error>((w, n))
+        sink.publish();
+        (sink, outcome)
+    });
+    let hashing = tokio::task::spawn_blocking(move || {
+        while let Some(batch) = hrx.blocking_recv() {
+            for chunk in batch.iter() {
+                hasher.update(chunk);
+            }
+        }
+        hasher
     });
     let mut result = Ok(());
     let mut batches = chunks.ready_chunks(64);
@@ -531,7 +564,10 @@ async fn pump(
         }
         let len: u64 = batch.iter().map(|c| c.len() as u64).sum();
         if !batch.is_empty() {
-            if tx.send(batch).await.is_err() {
+            let batch = Arc::new(batch);
+            // Both stay in step: a batch is hashed exactly when it is
+            // written. A closed channel means the writer failed.
+            if wtx.send(Arc::clone(&batch)).await.is_err() || htx.send(batch).await.is_err() {
                 break;
             }
             on_bytes(len);
@@ -541,11 +577,15 @@ async fn pump(
             break;
         }
     }
-    drop(tx);
-    match task.await {
-        Ok(Ok((w, n))) => (Ok(w), n, result),
-        Ok(Err(e)) => (Err(e), 0, result),
-        Err(e) => (Err(std::io::Error::other(e.to_string())), 0, result),
+    drop((wtx, htx));
+    let joined = tokio::join!(writing, hashing);
+    match joined {
+        (Ok((sink, Ok(()))), Ok(hasher)) => {
+            let n = sink.len - start;
+            (Ok(PartWriter { sink, hasher }), n, result)
+        }
+        (Ok((_, Err(e))), _) => (Err(e), 0, result),
+        (Err(e), _) | (_, Err(e)) => (Err(std::io::Error::other(e.to_string())), 0, result),
     }
 }
 
