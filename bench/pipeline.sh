@@ -18,10 +18,12 @@
 #   BENCH_TMP    parent of the scratch directory (default $TMPDIR or /tmp)
 #   OPENPAY_BIN  openpay binary (default: target/release/openpay of this
 #                checkout, built with `cargo build --release` if missing)
+#   BENCH_REPEAT runs per step, reported as the median (default 3)
 #   BENCH_NICE   niceness of every timed client (default 19; servers run at 0)
 set -euo pipefail
 
 BENCH_MIB=${BENCH_MIB:-1024}
+REPEAT=${BENCH_REPEAT:-3}
 CACHE=${BENCH_CACHE:-$HOME/.cache/openpay-bench}
 NICE=${BENCH_NICE:-19}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,6 +36,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
 
 [[ $BENCH_MIB =~ ^[1-9][0-9]*$ ]] || die "BENCH_MIB=$BENCH_MIB: give a whole number of MiB, e.g. BENCH_MIB=1024"
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT=$REPEAT: give a whole number of runs per step, e.g. BENCH_REPEAT=3"
 [[ $NICE =~ ^-?[0-9]+$ ]] || die "BENCH_NICE=$NICE: give an integer niceness, e.g. 19"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing; apt-get install time"
 
@@ -201,22 +204,50 @@ wait_http "$S3_PORT"
 for b in op-upload op-whole s5cmd awscli; do mkdir -p "$WORK/s3/$b"; done
 
 # ---------------------------------------------------------------- timing
-declare -A SECS RSS
-# timed NAME CMD...: wall-clock seconds of CMD (niced) into SECS[NAME],
-# its peak RSS (KiB) into RSS[NAME]; output goes to $WORK/NAME.log.
+declare -A SECS RSS ALL
+# timed NAME RESET CMD...: runs RESET (untimed: puts the step back in its
+# starting state) then CMD (niced), BENCH_REPEAT times; the median
+# wall-clock seconds go to SECS[NAME], every run's to ALL[NAME], the
+# largest peak RSS (KiB) to RSS[NAME]; output goes to $WORK/NAME.log.
 timed() {
-    local name=$1 t0 t1
-    shift
-    log "running $name"
-    t0=$EPOCHREALTIME
-    if ! nice -n "$NICE" /usr/bin/time -v -o "$WORK/$name.time" "$@" >"$WORK/$name.log" 2>&1; then
-        tail -n 20 "$WORK/$name.log" >&2
-        die "$name failed (log above)"
-    fi
-    t1=$EPOCHREALTIME
-    SECS[$name]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-    RSS[$name]=$(awk '/Maximum resident set size/ { print $NF }' "$WORK/$name.time")
+    local name=$1 reset=$2 t0 t1 i kib
+    shift 2
+    local times=()
+    RSS[$name]=0
+    for ((i = 1; i <= REPEAT; i++)); do
+        log "running $name ($i/$REPEAT)"
+        "$reset"
+        # Start clean: the previous step's dirty pages (1 GiB of them) would
+        # otherwise be written back during this step and bill it for them.
+        sync
+        t0=$EPOCHREALTIME
+        if ! nice -n "$NICE" /usr/bin/time -v -o "$WORK/$name.time" "$@" >"$WORK/$name.log" 2>&1; then
+            tail -n 20 "$WORK/$name.log" >&2
+            die "$name failed (log above)"
+        fi
+        t1=$EPOCHREALTIME
+        times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
+        kib=$(awk '/Maximum resident set size/ { print $NF }' "$WORK/$name.time")
+        ((kib > RSS[$name])) && RSS[$name]=$kib
+    done
+    ALL[$name]=${times[*]}
+    SECS[$name]=$(printf '%s\n' "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : sprintf("%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
 }
+
+nothing() { :; }
+reset_curl() { rm -f "$WORK/curl.csv"; }
+reset_dl() { rm -rf "$WORK/dl"; }
+reset_up() {
+    rm -rf "$WORK/s3/op-upload" "$WORK/dl/metadata/runs/run_id=up"
+    mkdir -p "$WORK/s3/op-upload"
+}
+reset_s5cmd() { rm -f "$WORK/s3/s5cmd/$FILE"; }
+reset_awscli() { rm -f "$WORK/s3/awscli/$FILE"; }
+reset_whole() {
+    rm -rf "$WORK/whole" "$WORK/s3/op-whole"
+    mkdir -p "$WORK/s3/op-whole"
+}
+reset_rerun() { rm -rf "$WORK/whole/metadata/runs/run_id=rerun"; }
 
 # Checks that the run with id $2 in work dir $1 recorded $3 (a download or
 # upload status) for its file, so a figure is never taken from a run that
@@ -236,14 +267,14 @@ OP=("$OPENPAY" run --year "$YEAR" --source-url "$BASE" --skip-preflight)
 cd "$WORK" # no ./openpay.toml of the caller's is read
 
 # Download: curl vs openpay --no-upload into a fresh work dir.
-timed curl curl -sS --fail -o "$WORK/curl.csv" "$BASE/openpayments/$STAMP/$FILE"
+timed curl reset_curl curl -sS --fail -o "$WORK/curl.csv" "$BASE/openpayments/$STAMP/$FILE"
 cmp -s "$SRC" "$WORK/curl.csv" || die "curl's copy differs from the served file"
-timed op_download "${OP[@]}" --no-upload --work-dir "$WORK/dl" --run-id dl
+timed op_download reset_dl "${OP[@]}" --no-upload --work-dir "$WORK/dl" --run-id dl
 expect_audit "$WORK/dl" dl downloaded
 cmp -s "$SRC" "$WORK/dl/raw/dataset=general-payments/year=$YEAR/$FILE" || die "openpay's download differs"
 
 # Upload alone: the verified local file is reused, fresh bucket.
-timed op_upload "${OP[@]}" --work-dir "$WORK/dl" --dest s3://op-upload/bench --run-id up
+timed op_upload reset_up "${OP[@]}" --work-dir "$WORK/dl" --dest s3://op-upload/bench --run-id up
 UP_NOTE=""
 if ! grep -q '"skipped_verified"' "$WORK/dl/metadata/runs/run_id=up/file_audits.jsonl"; then
     # Reported, not hidden: this figure then includes a second download.
@@ -254,20 +285,20 @@ expect_audit "$WORK/dl" up uploaded
 same_object "op-upload/bench/raw/dataset=general-payments/year=$YEAR/$FILE"
 rm -rf "$WORK/s3/op-upload"
 
-timed s5cmd "$S5CMD" --endpoint-url "$AWS_ENDPOINT_URL" cp "$WORK/curl.csv" "s3://s5cmd/$FILE"
+timed s5cmd reset_s5cmd "$S5CMD" --endpoint-url "$AWS_ENDPOINT_URL" cp "$WORK/curl.csv" "s3://s5cmd/$FILE"
 same_object "s5cmd/$FILE"
 rm -f "$WORK/s3/s5cmd/$FILE"
-timed awscli "$AWS" --endpoint-url "$AWS_ENDPOINT_URL" s3 cp --only-show-errors "$WORK/curl.csv" "s3://awscli/$FILE"
+timed awscli reset_awscli "$AWS" --endpoint-url "$AWS_ENDPOINT_URL" s3 cp --only-show-errors "$WORK/curl.csv" "s3://awscli/$FILE"
 same_object "awscli/$FILE"
 rm -f "$WORK/s3/awscli/$FILE" "$WORK/curl.csv"
 rm -rf "$WORK/dl"
 
 # Whole run: download + sha256 + upload from nothing, then a rerun.
-timed op_whole "${OP[@]}" --work-dir "$WORK/whole" --dest s3://op-whole/bench --run-id whole
+timed op_whole reset_whole "${OP[@]}" --work-dir "$WORK/whole" --dest s3://op-whole/bench --run-id whole
 expect_audit "$WORK/whole" whole downloaded
 expect_audit "$WORK/whole" whole uploaded
 same_object "op-whole/bench/raw/dataset=general-payments/year=$YEAR/$FILE"
-timed op_rerun "${OP[@]}" --work-dir "$WORK/whole" --dest s3://op-whole/bench --run-id rerun
+timed op_rerun reset_rerun "${OP[@]}" --work-dir "$WORK/whole" --dest s3://op-whole/bench --run-id rerun
 RERUN_NOTE=""
 if ! grep -q '"skipped_verified"' "$WORK/whole/metadata/runs/run_id=rerun/file_audits.jsonl"; then
     RERUN_NOTE=" (downloaded again: openpay did not reuse the verified file)"
@@ -296,15 +327,15 @@ cat <<EOF
 Machine: $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), sha_ni: $(grep -qw sha_ni /proc/cpuinfo && echo yes || echo no), load average before: $(cut -d' ' -f1-3 /proc/loadavg)
 File: $SIZE bytes ($(awk -v b="$SIZE" 'BEGIN { printf "%.1f", b / 1048576 }') MiB, BENCH_MIB=$BENCH_MIB); clients under nice -n $NICE; servers nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///') and s3s-fs 0.14.1 on 127.0.0.1
 
-| Step | Tool | Seconds | MiB/s | Peak RSS (MiB) |
-|---|---|---:|---:|---:|
+| Step | Tool | Seconds (median) | MiB/s | Peak RSS (MiB) | Every run (s) |
+|---|---|---:|---:|---:|---|
 EOF
 for k in curl op_download s5cmd awscli op_upload op_whole op_rerun; do
-    printf '| %s | %s | %s | %s | %s |\n' \
+    printf '| %s | %s | %s | %s | %s | %s |\n' \
         "$(case $k in curl | op_download) echo download ;; s5cmd | awscli | op_upload) echo upload ;; op_whole) echo "whole run" ;; op_rerun) echo "rerun (finished year)" ;; esac)" \
         "$(case $k in curl) echo 'curl -o' ;; op_download) echo 'openpay run --no-upload' ;; s5cmd) echo 's5cmd cp' ;; awscli) echo 'aws s3 cp' ;; op_upload) echo "openpay run (file verified locally)$UP_NOTE" ;; op_whole) echo 'openpay run' ;; op_rerun) echo "openpay run (again)$RERUN_NOTE" ;; esac)" \
         "${SECS[$k]}" "$(mibps "${SECS[$k]}")" \
-        "$(awk -v k="${RSS[$k]}" 'BEGIN { printf "%.1f", k / 1024 }')"
+        "$(awk -v k="${RSS[$k]}" 'BEGIN { printf "%.1f", k / 1024 }')" "${ALL[$k]}"
 done
 cat <<EOF
 
