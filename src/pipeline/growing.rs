@@ -40,15 +40,29 @@ pub struct FillSender(watch::Sender<Fill>);
 
 impl FillSender {
     pub fn partial(&self, n: u64) {
-        self.0.send_replace(Fill::Partial(n));
+        self.set(Fill::Partial(n));
     }
 
     pub fn complete(&self, len: u64, digests: Digests) {
-        self.0.send_replace(Fill::Complete { len, digests });
+        self.set(Fill::Complete { len, digests });
     }
 
+    /// Final: a download that restarts after this announces new bytes, but
+    /// parts built on the old ones must never be completed, so nothing
+    /// un-breaks it (a watch keeps only the latest value: a reader that
+    /// looks later would otherwise miss the break).
     pub fn broken(&self) {
         self.0.send_replace(Fill::Broken);
+    }
+
+    fn set(&self, fill: Fill) {
+        self.0.send_if_modified(|f| {
+            let open = !matches!(f, Fill::Broken);
+            if open {
+                *f = fill;
+            }
+            open
+        });
     }
 }
 
@@ -114,6 +128,11 @@ impl GrowingFile {
     /// Digests known before the upload starts.
     pub fn known_digests(&self) -> Option<&Digests> {
         self.known.as_ref()
+    }
+
+    /// Whether the download voided what it announced (see [`Fill::Broken`]).
+    pub fn is_broken(&self) -> bool {
+        matches!(*self.fill.borrow(), Fill::Broken)
     }
 
     /// Waits until the first `end` bytes are written.
@@ -193,6 +212,19 @@ mod tests {
         tx.partial(4);
         tx.broken();
         assert_eq!(file.wait_for(2).await, Err(Interrupted::Broken));
+    }
+
+    #[tokio::test]
+    async fn a_break_outlives_the_restart_that_follows_it() {
+        let (tx, mut file) = channel(Path::new("f.part"), 10);
+        tx.partial(6);
+        tx.broken();
+        // The download starts over and finishes before the reader looks.
+        tx.partial(0);
+        tx.partial(10);
+        tx.complete(10, digests());
+        assert_eq!(file.wait_for(8).await, Err(Interrupted::Broken));
+        assert_eq!(file.wait_complete().await, Err(Interrupted::Broken));
     }
 
     #[tokio::test]

@@ -840,6 +840,77 @@ async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_source_republished_mid_stream_voids_the_streamed_parts() {
+    let moto = MotoServer::start();
+    create_bucket(&moto, "raw-zone").await;
+    let cms = CmsServer::start();
+    let old = payments_csv(24, 40 * 1024 * 1024);
+    let path = cms.publish(2023, "General", NAME, old.clone());
+    // Same size, other bytes: only the validator tells them apart.
+    let mut new = old.clone();
+    for b in new.iter_mut().skip(1000).step_by(4096) {
+        *b = if *b == b'x' { b'y' } else { b'x' };
+    }
+    cms.throttle(Some(8 * 1024 * 1024));
+    cms.push_fault(&path, Fault::DropAfter(30 * 1024 * 1024));
+    let env = Env::new();
+    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone", "-v"]);
+    s3_env(&moto, &mut c);
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Republish once parts of the old bytes are in S3; the drop at 30 MiB
+    // then resumes with If-Range, which no longer matches: a restart.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while open_upload_parts(&moto, "raw-zone") == 0 {
+        assert!(Instant::now() < deadline, "no part was uploaded in 60 s");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended too early"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        cms.served(&path) < 30 * 1024 * 1024,
+        "republished before the drop"
+    );
+    cms.set_file(&path, new.clone());
+    cms.throttle(None);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let a = &env.audits(env.manifests().last().unwrap())[0];
+    assert_eq!(a["download"], "downloaded", "restarted from zero: {a}");
+    assert_eq!(a["upload"], "uploaded", "{a}");
+    assert_eq!(a["sha256"], sha256_hex(&new));
+    let s3 = moto.clients().await.s3();
+    let key = format!("raw/dataset=general-payments/year=2023/{NAME}");
+    let got = object_bytes(&s3, "raw-zone", &key).await;
+    assert_eq!(
+        sha256_hex(&got),
+        sha256_hex(&new),
+        "the object is the new version, never old parts spliced with new ones"
+    );
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket("raw-zone")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        uploads.uploads().is_empty(),
+        "the voided upload was aborted: {:?}",
+        uploads.uploads()
+    );
+    assert!(
+        text(&o).contains("uploading the finished file instead"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn s3_multipart_upload_and_sigkill_mid_upload_then_rerun() {
     let moto = MotoServer::start();
     create_bucket(&moto, "raw-zone").await;

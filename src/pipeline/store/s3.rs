@@ -343,6 +343,12 @@ impl S3Store {
         };
         let result = match parts {
             Err(PartError::Source(reason)) => Err(self.interrupted(key, reason)),
+            // A part that failed while its bytes were being replaced (the
+            // source changed and the download restarted) is the restart's
+            // doing, not S3's.
+            Err(PartError::S3(_)) if file.is_broken() => {
+                Err(self.interrupted(key, Interrupted::Broken))
+            }
             Err(PartError::S3(f)) => Err(if f.status == Some(403) {
                 self.denied("UploadPart", key, "s3:PutObject")
             } else {
