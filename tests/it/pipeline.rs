@@ -574,6 +574,21 @@ async fn create_bucket(moto: &MotoServer, bucket: &str) {
     make_bucket(&clients.s3(), bucket).await;
 }
 
+/// HeadObject, asking for the object's checksum too.
+async fn head_checked(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    s3.head_object()
+        .bucket(bucket)
+        .key(key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The whole content of an object.
 async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes::Bytes {
     let out = s3
@@ -614,28 +629,14 @@ async fn s3_first_run_uploads_with_sha256_and_rerun_uploads_nothing() {
     assert_eq!(code(&o), 0, "{}", text(&o));
     let s3 = moto.clients().await.s3();
     let key = format!("openpay/raw/dataset=general-payments/year=2023/{NAME}");
-    let head = s3
-        .head_object()
-        .bucket("raw-zone")
-        .key(&key)
-        .send()
-        .await
-        .unwrap();
+    let head = head_checked(&s3, "raw-zone", &key).await;
     assert_eq!(
         head.metadata().unwrap().get("sha256").unwrap(),
         &sha256_hex(&body),
         "sha256 travels with the object"
     );
-    let with_checksum = s3
-        .head_object()
-        .bucket("raw-zone")
-        .key(&key)
-        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        with_checksum.checksum_crc64_nvme(),
+        head.checksum_crc64_nvme(),
         Some(crc64nvme_b64(&body).as_str()),
         "and S3's own CRC64/NVME"
     );
@@ -654,13 +655,7 @@ async fn s3_first_run_uploads_with_sha256_and_rerun_uploads_nothing() {
     let m = env.manifests().last().unwrap().clone();
     assert_eq!(m["files_uploaded"], 0, "zero PutObject for the data file");
     assert_eq!(env.audits(&m)[0]["upload"], "skipped_identical");
-    let head2 = s3
-        .head_object()
-        .bucket("raw-zone")
-        .key(&key)
-        .send()
-        .await
-        .unwrap();
+    let head2 = head_checked(&s3, "raw-zone", &key).await;
     assert_eq!(
         head.last_modified(),
         head2.last_modified(),
@@ -769,14 +764,7 @@ async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
 
     let s3 = moto.clients().await.s3();
     let key = format!("raw/dataset=general-payments/year=2023/{NAME}");
-    let head = s3
-        .head_object()
-        .bucket("raw-zone")
-        .key(&key)
-        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let head = head_checked(&s3, "raw-zone", &key).await;
     assert_eq!(
         head.checksum_crc64_nvme(),
         Some(crc64nvme_b64(&body).as_str()),
@@ -825,13 +813,7 @@ async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
     assert_eq!(a["download"], "downloaded");
     assert_eq!(a["upload"], "skipped_identical", "{a}");
     assert_eq!(m["files_uploaded"], 0);
-    let head2 = s3
-        .head_object()
-        .bucket("raw-zone")
-        .key(&key)
-        .send()
-        .await
-        .unwrap();
+    let head2 = head_checked(&s3, "raw-zone", &key).await;
     assert_eq!(
         head.last_modified(),
         head2.last_modified(),
@@ -973,14 +955,7 @@ async fn a_verified_local_file_uploads_multipart_labelled_with_its_sha256() {
     assert_eq!(a["upload"], "uploaded");
     let s3 = moto.clients().await.s3();
     let key = format!("raw/dataset=general-payments/year=2023/{NAME}");
-    let head = s3
-        .head_object()
-        .bucket("raw-zone")
-        .key(&key)
-        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let head = head_checked(&s3, "raw-zone", &key).await;
     assert_eq!(
         head.metadata().unwrap().get("sha256"),
         Some(&sha256_hex(&body)),
