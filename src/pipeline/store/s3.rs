@@ -222,7 +222,10 @@ impl S3Store {
             .key(self.full_key(key))
             .body(body)
             .content_type("text/csv")
+            // Our own CRC, taken as the bytes arrived from the source: S3
+            // checks what it stored against it.
             .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .checksum_crc64_nvme(digests.crc64nvme)
             .metadata(SHA_METADATA, digests.sha256);
         if mode == PutMode::CreateOnly {
             req = req.if_none_match("*");
