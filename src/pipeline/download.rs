@@ -8,9 +8,10 @@
 //! the network); the final length is checked, a sidecar record is written,
 //! and only then is the file renamed into place.
 //!
-//! [`fetch`] and [`finish`] are separate so that an upload can read the
-//! `.part` file while it grows ([`super::growing`]) and finish before the
-//! rename; [`download`] is both in one call.
+//! A run first asks [`reuse`] for a verified final file, else [`fetch`]es
+//! into the `.part` file and [`finish`]es (record, rename). The two are
+//! separate so that an upload can read the `.part` file while it grows
+//! ([`super::growing`]) and complete before the rename.
 
 use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -185,23 +186,6 @@ pub struct Fetched {
     status: DownloadStatus,
     attempts: u32,
     transferred: u64,
-}
-
-/// Downloads `loc` to `dest` unless a verified copy is already there.
-pub async fn download(
-    source: &Source,
-    loc: &Location,
-    url: &str,
-    expected: &Expected,
-    dest: &Path,
-    retry: &RetryPolicy,
-    on_bytes: OnBytes<'_>,
-) -> Result<Downloaded, DownloadError> {
-    if let Some(d) = reuse(dest, url, expected).await {
-        return Ok(d);
-    }
-    let fetched = fetch(source, loc, url, dest, retry, on_bytes, None).await?;
-    finish(fetched).await
 }
 
 /// The verified final file at `dest`, if there is one (else it is removed).

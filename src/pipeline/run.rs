@@ -289,39 +289,27 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
     };
     let (got, streamed) = match download::reuse(&dest, &file.url, &expected).await {
         Some(d) => (Ok(d), None),
-        None => match streamable(s, row).await {
-            Some(size) => {
-                let (feed, growing) = growing::channel(&download::part_path(&dest), size);
-                let (fetched, put) = tokio::join!(
-                    download::fetch(
-                        &s.source,
-                        loc,
-                        &file.url,
-                        &dest,
-                        &s.retry,
-                        &on_bytes,
-                        Some(feed)
-                    ),
-                    s.destination
-                        .put_file(&file.key, growing, PutMode::CreateOnly)
-                );
-                let got = match fetched {
-                    Ok(f) => download::finish(f).await,
-                    Err(e) => Err(e),
-                };
-                (got, Some(put))
-            }
-            None => {
-                let got =
-                    download::fetch(&s.source, loc, &file.url, &dest, &s.retry, &on_bytes, None)
-                        .await;
-                let got = match got {
-                    Ok(f) => download::finish(f).await,
-                    Err(e) => Err(e),
-                };
-                (got, None)
-            }
-        },
+        None => {
+            let fetch =
+                |feed| download::fetch(&s.source, loc, &file.url, &dest, &s.retry, &on_bytes, feed);
+            let (fetched, streamed) = match streamable(s, row).await {
+                Some(size) => {
+                    let (feed, growing) = growing::channel(&download::part_path(&dest), size);
+                    let (fetched, put) = tokio::join!(
+                        fetch(Some(feed)),
+                        s.destination
+                            .put_file(&file.key, growing, PutMode::CreateOnly)
+                    );
+                    (fetched, Some(put))
+                }
+                None => (fetch(None).await, None),
+            };
+            let got = match fetched {
+                Ok(f) => download::finish(f).await,
+                Err(e) => Err(e),
+            };
+            (got, streamed)
+        }
     };
     let d = match got {
         Ok(d) => d,
