@@ -63,6 +63,16 @@ impl FileProgress {
         }
     }
 
+    /// The bytes are all here but the file is not done: say what it waits
+    /// for (a streamed upload's last parts), so a full bar does not look
+    /// stuck.
+    pub fn stage(&self, what: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("{} {what}", self.name)),
+            None => tracing::info!(file = %self.name, "{what}"),
+        }
+    }
+
     pub fn finish(&self, status: &str) {
         if let Some(bar) = &self.bar {
             bar.finish_with_message(format!("{} {status}", self.name));

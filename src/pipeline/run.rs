@@ -295,8 +295,15 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
             let (fetched, streamed) = match streamable(s, row).await {
                 Some(size) => {
                     let (feed, growing) = growing::channel(&download::part_path(&dest), size);
+                    let fetching = async {
+                        let fetched = fetch(Some(feed)).await;
+                        if fetched.is_ok() {
+                            bar.stage("downloaded; uploading the last parts");
+                        }
+                        fetched
+                    };
                     let (fetched, put) = tokio::join!(
-                        fetch(Some(feed)),
+                        fetching,
                         s.destination
                             .put_file(&file.key, growing, PutMode::CreateOnly)
                     );

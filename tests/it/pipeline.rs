@@ -724,7 +724,7 @@ async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
     // ~5 s of download: parts must be in S3 well before its end.
     cms.throttle(Some(8 * 1024 * 1024));
     let env = Env::new();
-    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone"]);
+    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone", "-v"]);
     s3_env(&moto, &mut c);
     let mut child = c
         .stdout(Stdio::null())
@@ -750,6 +750,11 @@ async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
     );
     let o = child.wait_with_output().unwrap();
     assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(
+        text(&o).contains("downloaded; uploading the last parts"),
+        "a full bar says what it still waits for: {}",
+        text(&o)
+    );
     let m = env.manifests().last().unwrap().clone();
     assert_eq!(m["status"], "completed");
     let a = &env.audits(&m)[0];
