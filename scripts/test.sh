@@ -17,6 +17,17 @@ started=$(date +%s)
 # clone's own target/, so two checkouts never run each other's binary.
 export CARGO_BUILD_BUILD_DIR="${CARGO_BUILD_BUILD_DIR:-$HOME/.cache/openpay-target}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+# Cargo judges openpay's own crate fresh by comparing this checkout's file
+# times with the last build in the shared build dir, whichever checkout
+# made it: after another checkout built there, a stale binary would pass as
+# fresh. Then make this checkout's sources newer (only openpay's crate
+# rebuilds; the dependencies stay cached).
+mkdir -p "$CARGO_BUILD_BUILD_DIR"
+last_checkout="$CARGO_BUILD_BUILD_DIR/.openpay-last-checkout"
+if [ "$(cat "$last_checkout" 2>/dev/null)" != "$root" ]; then
+  find src tests checks -type f -exec touch {} +
+fi
+printf '%s\n' "$root" >"$last_checkout"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '==> %s\n' "$*"; }
