@@ -898,6 +898,48 @@ async fn a_source_republished_mid_stream_voids_the_streamed_parts() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_download_failing_mid_stream_aborts_its_upload_and_stores_nothing() {
+    let moto = MotoServer::start();
+    create_bucket(&moto, "raw-zone").await;
+    let cms = CmsServer::start();
+    let body = payments_csv(25, 40 * 1024 * 1024);
+    let path = cms.publish(2023, "General", NAME, body);
+    // A first part's worth arrives, then the source throttles for good.
+    cms.push_fault(&path, Fault::DropAfter(20 * 1024 * 1024));
+    for _ in 0..20 {
+        cms.push_fault(&path, Fault::Status(429, Some(0)));
+    }
+    let env = Env::new();
+    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone"]);
+    s3_env(&moto, &mut c);
+    let o = c.output().unwrap();
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    let a = &env.audits(env.manifests().last().unwrap())[0];
+    assert_eq!(a["download"], "failed", "{a}");
+    assert_eq!(a["upload"], "not_attempted", "{a}");
+    let s3 = moto.clients().await.s3();
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket("raw-zone")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        uploads.uploads().is_empty(),
+        "the streamed upload was aborted: {:?}",
+        uploads.uploads()
+    );
+    let listed = s3
+        .list_objects_v2()
+        .bucket("raw-zone")
+        .prefix("raw/")
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.contents().is_empty(), "nothing stored under raw/");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn s3_multipart_upload_and_sigkill_mid_upload_then_rerun() {
     let moto = MotoServer::start();
     create_bucket(&moto, "raw-zone").await;
