@@ -285,6 +285,46 @@ fn ssh_config_alias_resolves_host_port_user_and_key() {
 }
 
 #[test]
+fn ssh_config_include_of_a_config_d_directory_is_followed() {
+    let sshd = Sshd::start();
+    let dir = sshd.dir.path().join("config.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("10-ingest"),
+        format!(
+            "Host ingest-*\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n",
+            sshd.port,
+            current_user(),
+            sshd.user_key.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("README"), "Host ingest-*\n  Port 1\n").unwrap();
+    let cfg = sshd.dir.path().join("ssh_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Include {}/[0-9]*\n\nHost *\n  Port 1\n  User nobody\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let opts = SshOptions {
+        identity_file: None,
+        ssh_config: Some(cfg),
+        ..trusting(&sshd)
+    };
+    let t = SshTransport::connect(&SshTarget::parse("ingest-test").unwrap(), &opts)
+        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    assert_eq!(
+        t.label(),
+        format!("{}@127.0.0.1:{}", current_user(), sshd.port),
+        "the included file decided, before the later Host *"
+    );
+    assert_eq!(t.exec("echo included", T).unwrap().stdout, "included\n");
+}
+
+#[test]
 fn a_hung_command_times_out_alone_while_others_finish() {
     let sshd = Sshd::start();
     let t = std::sync::Arc::new(connect(&sshd, &trusting(&sshd)).unwrap());

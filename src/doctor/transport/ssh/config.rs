@@ -8,8 +8,11 @@
 //! that matter instead of pulling in a crate for the whole grammar, and we
 //! keep OpenSSH's rules: blocks are read top to bottom, the first value
 //! obtained for a keyword wins, `IdentityFile` accumulates, patterns take
-//! `*`, `?` and `!negation`. Other keywords are ignored; `Match` blocks are
-//! skipped (their conditions need more than the host name to evaluate).
+//! `*`, `?` and `!negation`. `Include` reads other files in place (glob
+//! patterns, `~`, relative paths under `~/.ssh`, inside a `Host` block only
+//! for that block's hosts), as the common `Include config.d/*` layouts
+//! need. Other keywords are ignored; `Match` blocks are skipped
+//! (their conditions need more than the host name to evaluate).
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +32,9 @@ pub struct ConfigError {
 struct Block {
     /// `None` for a `Match` block: never applies.
     patterns: Option<Vec<String>>,
+    /// The patterns of the `Host` blocks that included this block's file
+    /// (ssh's conditional inclusion): each must match too.
+    within: Vec<Vec<String>>,
     settings: Vec<(Keyword, String)>,
 }
 
@@ -56,80 +62,206 @@ pub struct HostConfig {
     pub identity_files: Vec<String>,
 }
 
+/// OpenSSH's limit on nested `Include`s (it also stops include cycles).
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// Where `Include` finds files: `~` is `home`, relative paths are under
+/// `ssh_dir` (`~/.ssh`, as for a user's config).
+#[derive(Debug, Clone)]
+pub struct IncludeRoots {
+    pub home: PathBuf,
+    pub ssh_dir: PathBuf,
+}
+
+impl IncludeRoots {
+    fn user() -> Option<Self> {
+        let home = dirs::home_dir()?;
+        Some(Self {
+            ssh_dir: home.join(".ssh"),
+            home,
+        })
+    }
+
+    /// The files one `Include` argument names (glob(7) patterns), in
+    /// lexical order; a pattern that matches nothing names nothing.
+    fn expand(&self, arg: &str) -> Result<Vec<PathBuf>, String> {
+        let path = match arg.strip_prefix("~/") {
+            Some(rest) => self.home.join(rest),
+            None if Path::new(arg).is_absolute() => PathBuf::from(arg),
+            None => self.ssh_dir.join(arg),
+        };
+        let pattern = path.to_string_lossy();
+        let found = glob::glob(&pattern).map_err(|e| format!("Include {arg:?}: {e}"))?;
+        Ok(found.flatten().filter(|p| p.is_file()).collect())
+    }
+}
+
 impl SshConfig {
     /// Reads `path`; a missing file is an empty config (most laptops and
     /// CI runners have none), any other read error is reported.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(ConfigError {
-                path: path.display().to_string(),
-                line: 0,
-                message: format!("cannot read: {e}"),
-            }),
-        }
+        Self::load_with(path, IncludeRoots::user().as_ref())
     }
 
-    /// Parses the text of a config file; `origin` names it in errors.
-    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let err = |line: usize, message: String| ConfigError {
-            path: origin.to_string(),
-            line,
-            message,
-        };
-        // Lines before the first Host/Match apply to every host.
-        let mut blocks = vec![Block {
-            patterns: Some(vec!["*".to_string()]),
-            settings: Vec::new(),
-        }];
-        for (idx, raw) in text.lines().enumerate() {
-            let lineno = idx + 1;
-            let Some((key, args)) = split_line(raw).map_err(|m| err(lineno, m))? else {
-                continue;
-            };
-            let key_lc = key.to_ascii_lowercase();
-            match key_lc.as_str() {
-                "host" => {
-                    if args.is_empty() {
-                        return Err(err(lineno, "Host needs at least one pattern".into()));
-                    }
-                    blocks.push(Block {
-                        patterns: Some(args),
-                        settings: Vec::new(),
-                    });
-                }
-                "match" => blocks.push(Block {
-                    patterns: None,
-                    settings: Vec::new(),
-                }),
-                "hostname" | "user" | "port" | "identityfile" => {
-                    let keyword = match key_lc.as_str() {
-                        "hostname" => Keyword::HostName,
-                        "user" => Keyword::User,
-                        "port" => Keyword::Port,
-                        _ => Keyword::IdentityFile,
-                    };
-                    let [value] = args.as_slice() else {
-                        return Err(err(lineno, format!("{key} takes exactly one value")));
-                    };
-                    if keyword == Keyword::Port && value.parse::<u16>().map_or(true, |p| p == 0) {
-                        return Err(err(
-                            lineno,
-                            format!("Port {value:?} is not a port number (1-65535)"),
-                        ));
-                    }
-                    let block = blocks.last_mut().expect("the global block is always there");
-                    block.settings.push((keyword, value.clone()));
-                }
-                _ => {
-                    tracing::trace!(keyword = %key, line = lineno, "ssh_config keyword ignored");
-                }
-            }
-        }
+    /// [`load`](Self::load) with explicit roots for `Include`.
+    pub fn load_with(path: &Path, roots: Option<&IncludeRoots>) -> Result<Self, ConfigError> {
+        let mut blocks = vec![global_block()];
+        read_into(&mut blocks, path, roots, &[], 0)?;
         Ok(Self { blocks })
     }
 
+    /// Parses the text of a config file; `origin` names it in errors.
+    /// `Include` lines read files relative to the user's `~/.ssh`.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let mut blocks = vec![global_block()];
+        parse_into(
+            &mut blocks,
+            text,
+            origin,
+            IncludeRoots::user().as_ref(),
+            &[],
+            0,
+        )?;
+        Ok(Self { blocks })
+    }
+}
+
+/// Lines before the first Host/Match apply to every host.
+fn global_block() -> Block {
+    Block {
+        patterns: Some(vec!["*".to_string()]),
+        within: Vec::new(),
+        settings: Vec::new(),
+    }
+}
+
+/// Appends the blocks of the file at `path` (missing: nothing, as ssh).
+fn read_into(
+    blocks: &mut Vec<Block>,
+    path: &Path,
+    roots: Option<&IncludeRoots>,
+    within: &[Vec<String>],
+    depth: usize,
+) -> Result<(), ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_into(
+            blocks,
+            &text,
+            &path.display().to_string(),
+            roots,
+            within,
+            depth,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ConfigError {
+            path: path.display().to_string(),
+            line: 0,
+            message: format!("cannot read: {e}"),
+        }),
+    }
+}
+
+fn parse_into(
+    blocks: &mut Vec<Block>,
+    text: &str,
+    origin: &str,
+    roots: Option<&IncludeRoots>,
+    within: &[Vec<String>],
+    depth: usize,
+) -> Result<(), ConfigError> {
+    let err = |line: usize, message: String| ConfigError {
+        path: origin.to_string(),
+        line,
+        message,
+    };
+    for (idx, raw) in text.lines().enumerate() {
+        let lineno = idx + 1;
+        let Some((key, args)) = split_line(raw).map_err(|m| err(lineno, m))? else {
+            continue;
+        };
+        let key_lc = key.to_ascii_lowercase();
+        match key_lc.as_str() {
+            "host" => {
+                if args.is_empty() {
+                    return Err(err(lineno, "Host needs at least one pattern".into()));
+                }
+                blocks.push(Block {
+                    patterns: Some(args),
+                    within: within.to_vec(),
+                    settings: Vec::new(),
+                });
+            }
+            "match" => blocks.push(Block {
+                patterns: None,
+                within: within.to_vec(),
+                settings: Vec::new(),
+            }),
+            "include" => {
+                if args.is_empty() {
+                    return Err(err(lineno, "Include needs at least one file".into()));
+                }
+                if depth >= MAX_INCLUDE_DEPTH {
+                    return Err(err(
+                        lineno,
+                        format!("Include nested more than {MAX_INCLUDE_DEPTH} deep (a cycle?)"),
+                    ));
+                }
+                let Some(roots) = roots else {
+                    return Err(err(
+                        lineno,
+                        "Include needs a home directory to resolve it".into(),
+                    ));
+                };
+                // The included lines live under the block that holds the
+                // Include, and its Host blocks apply only to hosts that
+                // block matches too; they end with the file, so the rest
+                // of this one continues under the same block.
+                let here = blocks.last().expect("global block").clone();
+                let Some(patterns) = here.patterns.clone() else {
+                    continue; // inside a Match block: never applies
+                };
+                let mut inner = here.within.clone();
+                inner.push(patterns);
+                let continue_here = || Block {
+                    settings: Vec::new(),
+                    ..here.clone()
+                };
+                for arg in &args {
+                    for file in roots.expand(arg).map_err(|m| err(lineno, m))? {
+                        blocks.push(continue_here());
+                        read_into(blocks, &file, Some(roots), &inner, depth + 1)?;
+                    }
+                }
+                blocks.push(continue_here());
+            }
+            "hostname" | "user" | "port" | "identityfile" => {
+                let keyword = match key_lc.as_str() {
+                    "hostname" => Keyword::HostName,
+                    "user" => Keyword::User,
+                    "port" => Keyword::Port,
+                    _ => Keyword::IdentityFile,
+                };
+                let [value] = args.as_slice() else {
+                    return Err(err(lineno, format!("{key} takes exactly one value")));
+                };
+                if keyword == Keyword::Port && value.parse::<u16>().map_or(true, |p| p == 0) {
+                    return Err(err(
+                        lineno,
+                        format!("Port {value:?} is not a port number (1-65535)"),
+                    ));
+                }
+                let block = blocks.last_mut().expect("the global block is always there");
+                block.settings.push((keyword, value.clone()));
+            }
+            _ => {
+                tracing::trace!(keyword = %key, line = lineno, "ssh_config keyword ignored");
+            }
+        }
+    }
+    Ok(())
+}
+
+impl SshConfig {
     /// Collects the settings for `host` (the name the user typed), with
     /// OpenSSH's first-value-wins rule and accumulated identity files.
     pub fn resolve(&self, host: &str) -> HostConfig {
@@ -138,7 +270,8 @@ impl SshConfig {
             let Some(patterns) = &block.patterns else {
                 continue;
             };
-            if !host_matches(patterns, host) {
+            if !host_matches(patterns, host) || !block.within.iter().all(|p| host_matches(p, host))
+            {
                 continue;
             }
             for (keyword, value) in &block.settings {
@@ -372,6 +505,86 @@ Host *
     fn missing_file_is_empty() {
         let c = SshConfig::load(Path::new("/nonexistent/openpay/ssh_config")).unwrap();
         assert_eq!(c.resolve("anything"), HostConfig::default());
+    }
+
+    /// A home with `~/.ssh/config` and the given files under `~/.ssh`.
+    fn home_with(files: &[(&str, &str)]) -> (tempfile::TempDir, IncludeRoots) {
+        let home = tempfile::tempdir().unwrap();
+        let ssh_dir = home.path().join(".ssh");
+        for (rel, text) in files {
+            let p = ssh_dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let roots = IncludeRoots {
+            home: home.path().to_path_buf(),
+            ssh_dir,
+        };
+        (home, roots)
+    }
+
+    #[test]
+    fn include_reads_globbed_files_in_place_in_lexical_order() {
+        let (_home, roots) = home_with(&[
+            ("config", "Include config.d/*\nHost *\n  User fallback\n"),
+            ("config.d/20-late", "Host box\n  User second\n"),
+            (
+                "config.d/10-early",
+                "Host box\n  HostName 10.0.0.1\n  User first\n",
+            ),
+        ]);
+        let c = SshConfig::load_with(&roots.ssh_dir.join("config"), Some(&roots)).unwrap();
+        let b = c.resolve("box");
+        assert_eq!(b.hostname.as_deref(), Some("10.0.0.1"));
+        assert_eq!(b.user.as_deref(), Some("first"), "10-early is read first");
+        assert_eq!(c.resolve("other").user.as_deref(), Some("fallback"));
+    }
+
+    #[test]
+    fn include_inside_a_host_block_applies_to_that_block_only() {
+        let (home, roots) = home_with(&[
+            (
+                "config",
+                "Host bastion\n  Include ~/.ssh/bastion.conf\n  Port 2200\nHost *\n  User all\n",
+            ),
+            (
+                "bastion.conf",
+                "User jump\nHost elsewhere bastion\n  IdentityFile ~/.ssh/inner\n",
+            ),
+        ]);
+        let _ = home;
+        let c = SshConfig::load_with(&roots.ssh_dir.join("config"), Some(&roots)).unwrap();
+        let b = c.resolve("bastion");
+        assert_eq!(b.user.as_deref(), Some("jump"));
+        assert_eq!(
+            b.port,
+            Some(2200),
+            "the Host block goes on after the Include"
+        );
+        assert_eq!(b.identity_files, vec!["~/.ssh/inner".to_string()]);
+        let e = c.resolve("elsewhere");
+        assert_eq!(
+            e.user.as_deref(),
+            Some("all"),
+            "the included file was read for bastion only"
+        );
+        assert!(e.identity_files.is_empty(), "{e:?}");
+    }
+
+    #[test]
+    fn include_errors_name_the_file_and_missing_files_are_skipped() {
+        let (_home, roots) = home_with(&[
+            ("config", "Include nothing-here.conf\nInclude loop.conf\n"),
+            ("loop.conf", "Include loop.conf\n"),
+        ]);
+        let e = SshConfig::load_with(&roots.ssh_dir.join("config"), Some(&roots)).unwrap_err();
+        assert!(e.path.ends_with("loop.conf"), "{e}");
+        assert!(e.message.contains("nested more than 16"), "{e}");
+
+        let (_home, roots) = home_with(&[("config", "Host a\n  Include conf.d/***\n")]);
+        let e = SshConfig::load_with(&roots.ssh_dir.join("config"), Some(&roots)).unwrap_err();
+        assert!(e.message.contains("Include \"conf.d/***\""), "{e}");
+        assert_eq!(e.line, 2);
     }
 
     #[test]
