@@ -17,6 +17,7 @@ fn trusting(sshd: &Sshd) -> SshOptions {
     SshOptions {
         identity_file: Some(sshd.user_key.clone()),
         known_hosts: Some(sshd.trusting_known_hosts()),
+        global_known_hosts: sshd.dir.path().join("no_global_known_hosts"),
         ssh_config: Some(sshd.dir.path().join("no_ssh_config")),
         ..SshOptions::default()
     }
@@ -100,6 +101,41 @@ fn unknown_host_key_is_refused_with_its_fingerprint() {
     assert!(!kh.exists(), "nothing may be recorded without the flag");
     // Refused before authenticating: sshd saw no key offered.
     assert!(!sshd.log().contains("Accepted publickey"), "{}", sshd.log());
+}
+
+#[test]
+fn a_key_in_the_global_known_hosts_file_is_trusted_and_never_written() {
+    let sshd = Sshd::start();
+    let user_kh = sshd.dir.path().join("user_known_hosts");
+    let opts = SshOptions {
+        global_known_hosts: sshd.trusting_known_hosts(),
+        ..with_known_hosts(&sshd, &user_kh, false)
+    };
+    let t = connect(&sshd, &opts).unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    assert!(t.exec("true", T).unwrap().success());
+    assert!(!user_kh.exists(), "nothing copied into the user's file");
+
+    // A different key on record in the global file is a changed key.
+    let other_key = sshd.dir.path().join("not_the_host_key");
+    keygen(&other_key);
+    let other_pub = std::fs::read_to_string(other_key.with_extension("pub")).unwrap();
+    let other = sshd.dir.path().join("other_known_hosts");
+    std::fs::write(
+        &other,
+        format!("[127.0.0.1]:{} {}\n", sshd.port, other_pub.trim()),
+    )
+    .unwrap();
+    let opts = SshOptions {
+        global_known_hosts: other,
+        accept_new_host_key: true,
+        ..with_known_hosts(&sshd, &user_kh, true)
+    };
+    match connect(&sshd, &opts) {
+        Err(TransportError::HostKey { problem, .. }) => {
+            assert!(problem.contains("CHANGED"), "{problem}")
+        }
+        other => panic!("a changed key must be refused, got {:?}", other.err()),
+    }
 }
 
 #[test]

@@ -115,6 +115,8 @@ pub struct SshOptions {
     pub accept_new_host_key: bool,
     /// Default `~/.ssh/known_hosts`.
     pub known_hosts: Option<PathBuf>,
+    /// Also trusted, never written: the system-wide file fleets distribute.
+    pub global_known_hosts: PathBuf,
     /// Default `~/.ssh/config`.
     pub ssh_config: Option<PathBuf>,
     /// Bounds TCP connect, handshake, host key check and authentication.
@@ -127,6 +129,7 @@ impl Default for SshOptions {
             identity_file: None,
             accept_new_host_key: false,
             known_hosts: None,
+            global_known_hosts: PathBuf::from("/etc/ssh/ssh_known_hosts"),
             ssh_config: None,
             connect_timeout: Duration::from_secs(10),
         }
@@ -367,7 +370,14 @@ impl SshTransport {
                 )
             })?;
         let known = KnownHostsFile::load(&kh_path)
-            .map_err(|e| TransportError::Io(format!("cannot read {}: {e}", kh_path.display())))?;
+            .map_err(|e| TransportError::Io(format!("cannot read {}: {e}", kh_path.display())))?
+            .with_global(&opts.global_known_hosts)
+            .map_err(|e| {
+                TransportError::Io(format!(
+                    "cannot read {}: {e}",
+                    opts.global_known_hosts.display()
+                ))
+            })?;
         let ep = resolve(target, &cfg, home.as_deref())?;
         let label = ep.label();
         let budget = Budget {

@@ -46,15 +46,30 @@ impl KnownHostsFile {
     /// Reads `path`; a missing file knows no host (the first connection
     /// then needs `--accept-new-host-key`, exactly like OpenSSH).
     pub fn load(path: &Path) -> std::io::Result<Self> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(e),
-        };
         let mut file = Self {
             path: path.to_path_buf(),
             ..Self::default()
         };
+        file.read_lines(path)?;
+        Ok(file)
+    }
+
+    /// Adds the entries of a system-wide file (`/etc/ssh/ssh_known_hosts`),
+    /// read-only: as in OpenSSH, a key on record in either file is known,
+    /// a different one of the same type in either is "changed", and new
+    /// keys are appended to the user's file only.
+    pub fn with_global(mut self, path: &Path) -> std::io::Result<Self> {
+        self.read_lines(path)?;
+        Ok(self)
+    }
+
+    fn read_lines(&mut self, path: &Path) -> std::io::Result<()> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let file = self;
         for line in text.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -74,7 +89,7 @@ impl KnownHostsFile {
                 _ => tracing::debug!("malformed known_hosts line ignored"),
             }
         }
-        Ok(file)
+        Ok(())
     }
 
     /// The key types on record for `name` (see [`entry_name`]), in the
