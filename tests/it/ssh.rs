@@ -360,6 +360,87 @@ fn ssh_config_include_of_a_config_d_directory_is_followed() {
     assert_eq!(t.exec("echo included", T).unwrap().stdout, "included\n");
 }
 
+/// An ssh_config where `target` is reached through `bastion` (both this
+/// sshd: it forwards to itself).
+fn jump_config(sshd: &Sshd, jump: &str) -> PathBuf {
+    let cfg = sshd.dir.path().join("ssh_config");
+    let host = |name: &str, extra: &str| {
+        format!(
+            "Host {name}\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n{extra}",
+            sshd.port,
+            current_user(),
+            sshd.user_key.display()
+        )
+    };
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}{}",
+            host("target", &format!("  ProxyJump {jump}\n")),
+            host("bastion", "")
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn proxy_jump_reaches_the_host_through_a_bastion() {
+    let sshd = Sshd::start();
+    let opts = SshOptions {
+        identity_file: None,
+        ssh_config: Some(jump_config(&sshd, "bastion")),
+        ..trusting(&sshd)
+    };
+    let t = SshTransport::connect(&SshTarget::parse("target").unwrap(), &opts)
+        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    // Several probes at once through the tunnel, as the runner does.
+    let t = std::sync::Arc::new(t);
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            let t = t.clone();
+            std::thread::spawn(move || t.exec(&format!("echo hop-{i}"), T))
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.join().unwrap().unwrap().stdout, format!("hop-{i}\n"));
+    }
+    let big = t.exec("head -c 300000 /dev/zero | tr '\\0' x", T).unwrap();
+    assert_eq!(big.stdout.len(), 300_000, "bulk output crosses the tunnel");
+    let log = sshd.log();
+    assert_eq!(
+        log.matches("Accepted publickey").count(),
+        2,
+        "one login on the bastion, one on the target through it: {log}"
+    );
+    drop(t);
+}
+
+#[test]
+fn proxy_jump_errors_are_one_clear_line() {
+    let sshd = Sshd::start();
+    let opts = SshOptions {
+        identity_file: None,
+        ssh_config: Some(jump_config(&sshd, "a,b")),
+        ..trusting(&sshd)
+    };
+    let e = SshTransport::connect(&SshTarget::parse("target").unwrap(), &opts).unwrap_err();
+    assert!(e.to_string().contains("only one bastion"), "{e}");
+
+    // A bastion whose key is not trusted stops the whole connection
+    // before anything is sent to the target.
+    let opts = SshOptions {
+        identity_file: None,
+        ssh_config: Some(jump_config(&sshd, "bastion")),
+        ..with_known_hosts(&sshd, &sshd.dir.path().join("empty_known_hosts"), false)
+    };
+    let e = SshTransport::connect(&SshTarget::parse("target").unwrap(), &opts).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("through bastion bastion"), "{msg}");
+    assert!(msg.contains("is not in"), "{msg}");
+    assert_eq!(sshd.log().matches("Accepted publickey").count(), 0);
+}
+
 #[test]
 fn a_hung_command_times_out_alone_while_others_finish() {
     let sshd = Sshd::start();

@@ -17,6 +17,7 @@ mod auth;
 mod channel;
 pub mod config;
 pub mod known_hosts;
+mod tunnel;
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -141,7 +142,13 @@ pub struct SshTransport {
     session: Session,
     label: String,
     slots: channel::Slots,
+    /// The bastion and the tunnel this session runs through (ProxyJump);
+    /// declared last so they outlive the session when dropped.
+    _via: Option<(tunnel::Tunnel, Box<SshTransport>)>,
 }
+
+/// Bastions in a row (a bastion's own ProxyJump) before we call it a loop.
+const MAX_JUMPS: usize = 4;
 
 impl std::fmt::Debug for SshTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -158,6 +165,8 @@ struct Endpoint {
     address: String,
     port: u16,
     identity_files: Vec<PathBuf>,
+    /// ProxyJump: the bastion, as a target of its own.
+    jump: Option<SshTarget>,
 }
 
 impl Endpoint {
@@ -210,11 +219,24 @@ fn resolve(
             )
         })
         .collect();
+    let jump = match hc.proxy_jump.as_deref() {
+        None => None,
+        Some(hops) if hops.contains(',') => {
+            return Err(TransportError::Io(format!(
+                "ProxyJump {hops} for {target}: only one bastion per host is supported; give the bastion its own ProxyJump in ~/.ssh/config instead"
+            )));
+        }
+        Some(hop) => Some(
+            SshTarget::parse(hop)
+                .map_err(|e| TransportError::Io(format!("ProxyJump {hop} for {target}: {e}")))?,
+        ),
+    };
     Ok(Endpoint {
         user,
         address,
         port,
         identity_files,
+        jump,
     })
 }
 
@@ -349,6 +371,14 @@ impl SshTransport {
     /// Connects, verifies the host key, authenticates. Blocking: call it
     /// from `spawn_blocking` (one per host, so hosts connect in parallel).
     pub fn connect(target: &SshTarget, opts: &SshOptions) -> Result<Self, TransportError> {
+        Self::connect_hop(target, opts, 0)
+    }
+
+    fn connect_hop(
+        target: &SshTarget,
+        opts: &SshOptions,
+        jumps: usize,
+    ) -> Result<Self, TransportError> {
         let started = Instant::now();
         let home = dirs::home_dir();
         let in_home = |rel: &str| home.as_ref().map(|h| h.join(rel));
@@ -387,7 +417,26 @@ impl SshTransport {
         };
 
         let mut session = Session::new().map_err(|e| TransportError::Io(e.to_string()))?;
-        session.set_tcp_stream(open_tcp(&ep, &budget)?);
+        let via = match &ep.jump {
+            None => {
+                session.set_tcp_stream(open_tcp(&ep, &budget)?);
+                None
+            }
+            Some(hop) => {
+                if jumps >= MAX_JUMPS {
+                    return Err(budget.unreachable(format!(
+                        "more than {MAX_JUMPS} ProxyJump hops (a loop in ~/.ssh/config?)"
+                    )));
+                }
+                let bastion = Self::connect_hop(hop, opts, jumps + 1)
+                    .map_err(|e| budget.unreachable(format!("through bastion {hop}: {e}")))?;
+                let (stream, tunnel) =
+                    tunnel::open(&bastion.session, &ep.address, ep.port, budget.deadline)
+                        .map_err(|why| budget.unreachable(why))?;
+                session.set_tcp_stream(stream);
+                Some((tunnel, Box::new(bastion)))
+            }
+        };
         // Ask for a host key type we can verify, as OpenSSH does.
         let pref = known_hosts::algorithm_preference(
             &known.known_types(&session, &known_hosts::entry_name(&ep.address, ep.port)),
@@ -430,6 +479,7 @@ impl SshTransport {
             session,
             label,
             slots: channel::Slots::new(channel::MAX_CHANNELS),
+            _via: via,
         })
     }
 }

@@ -1,6 +1,6 @@
 //! The subset of OpenSSH's `ssh_config(5)` that decides where and as whom
-//! we connect: `Host` blocks with `HostName`, `User`, `Port` and
-//! `IdentityFile`.
+//! we connect: `Host` blocks with `HostName`, `User`, `Port`,
+//! `IdentityFile` and `ProxyJump`.
 //!
 //! People already describe their EC2 hosts in `~/.ssh/config` (an alias,
 //! the ec2-user, the key from the console); `openpay doctor --host alias`
@@ -44,6 +44,7 @@ enum Keyword {
     User,
     Port,
     IdentityFile,
+    ProxyJump,
 }
 
 /// A parsed ssh_config file.
@@ -60,6 +61,8 @@ pub struct HostConfig {
     pub port: Option<u16>,
     /// Raw values in order; expand with [`expand_identity`].
     pub identity_files: Vec<String>,
+    /// `[user@]host[:port]` to tunnel through (`none` already removed).
+    pub proxy_jump: Option<String>,
 }
 
 /// OpenSSH's limit on nested `Include`s (it also stops include cycles).
@@ -234,11 +237,12 @@ fn parse_into(
                 }
                 blocks.push(continue_here());
             }
-            "hostname" | "user" | "port" | "identityfile" => {
+            "hostname" | "user" | "port" | "identityfile" | "proxyjump" => {
                 let keyword = match key_lc.as_str() {
                     "hostname" => Keyword::HostName,
                     "user" => Keyword::User,
                     "port" => Keyword::Port,
+                    "proxyjump" => Keyword::ProxyJump,
                     _ => Keyword::IdentityFile,
                 };
                 let [value] = args.as_slice() else {
@@ -266,6 +270,8 @@ impl SshConfig {
     /// OpenSSH's first-value-wins rule and accumulated identity files.
     pub fn resolve(&self, host: &str) -> HostConfig {
         let mut out = HostConfig::default();
+        // First value wins, and `none` is a value (it switches jumping off).
+        let mut jump_seen = false;
         for block in &self.blocks {
             let Some(patterns) = &block.patterns else {
                 continue;
@@ -290,6 +296,13 @@ impl SshConfig {
                         }
                     }
                     Keyword::IdentityFile => out.identity_files.push(value.clone()),
+                    Keyword::ProxyJump => {
+                        if !jump_seen {
+                            jump_seen = true;
+                            out.proxy_jump =
+                                Some(value.clone()).filter(|v| !v.eq_ignore_ascii_case("none"));
+                        }
+                    }
                 }
             }
         }
