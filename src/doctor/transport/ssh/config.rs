@@ -601,6 +601,21 @@ Host *
     }
 
     #[test]
+    fn proxy_jump_first_value_wins_and_none_switches_it_off() {
+        let c = SshConfig::parse(
+            "Host direct\n  ProxyJump none\nHost *.internal\n  ProxyJump ec2-user@bastion:2222\nHost *\n  ProxyJump other\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.resolve("direct").proxy_jump, None);
+        assert_eq!(
+            c.resolve("db.internal").proxy_jump.as_deref(),
+            Some("ec2-user@bastion:2222")
+        );
+        assert_eq!(c.resolve("x").proxy_jump.as_deref(), Some("other"));
+    }
+
+    #[test]
     fn identity_tokens_expand() {
         let home = Path::new("/home/me");
         assert_eq!(
