@@ -45,6 +45,18 @@ impl Env {
     fn run(&self, cms: &CmsServer, extra: &[&str]) -> Output {
         self.cmd(cms, extra).output().unwrap()
     }
+    /// [`cmd`](Self::cmd) with the credentials and endpoint of `moto`.
+    fn s3_cmd(&self, cms: &CmsServer, moto: &MotoServer, extra: &[&str]) -> Command {
+        let mut c = self.cmd(cms, extra);
+        s3_env(moto, &mut c);
+        c
+    }
+    /// Runs into `dest` on `moto`, expects exit 0; the run's manifest.
+    fn s3_run_ok(&self, cms: &CmsServer, moto: &MotoServer, dest: &str) -> serde_json::Value {
+        let o = self.s3_cmd(cms, moto, &["--dest", dest]).output().unwrap();
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        self.manifests().last().unwrap().clone()
+    }
     fn manifests(&self) -> Vec<serde_json::Value> {
         let runs = self.work().join("metadata/runs");
         let mut dirs: Vec<_> = std::fs::read_dir(&runs)
@@ -623,10 +635,7 @@ async fn s3_first_run_uploads_with_sha256_and_rerun_uploads_nothing() {
     let body = payments_csv(20, 200_000);
     cms.publish(2023, "General", NAME, body.clone());
     let env = Env::new();
-    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone/openpay"]);
-    s3_env(&moto, &mut c);
-    let o = c.output().unwrap();
-    assert_eq!(code(&o), 0, "{}", text(&o));
+    env.s3_run_ok(&cms, &moto, "s3://raw-zone/openpay");
     let s3 = moto.clients().await.s3();
     let key = format!("openpay/raw/dataset=general-payments/year=2023/{NAME}");
     let head = head_checked(&s3, "raw-zone", &key).await;
@@ -648,11 +657,7 @@ async fn s3_first_run_uploads_with_sha256_and_rerun_uploads_nothing() {
         serde_json::from_slice(&object_bytes(&s3, "raw-zone", &man_key).await).unwrap();
     assert_eq!(man["status"], "completed");
 
-    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone/openpay"]);
-    s3_env(&moto, &mut c);
-    let o = c.output().unwrap();
-    assert_eq!(code(&o), 0, "{}", text(&o));
-    let m = env.manifests().last().unwrap().clone();
+    let m = env.s3_run_ok(&cms, &moto, "s3://raw-zone/openpay");
     assert_eq!(m["files_uploaded"], 0, "zero PutObject for the data file");
     assert_eq!(env.audits(&m)[0]["upload"], "skipped_identical");
     let head2 = head_checked(&s3, "raw-zone", &key).await;
@@ -724,8 +729,7 @@ async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
     // ~5 s of download: parts must be in S3 well before its end.
     cms.throttle(Some(8 * 1024 * 1024));
     let env = Env::new();
-    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone", "-v"]);
-    s3_env(&moto, &mut c);
+    let mut c = env.s3_cmd(&cms, &moto, &["--dest", "s3://raw-zone", "-v"]);
     let mut child = c
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -796,11 +800,7 @@ async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
     // Rerun, same work dir: nothing moves.
     cms.throttle(None);
     cms.reset_counters();
-    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone"]);
-    s3_env(&moto, &mut c);
-    let o = c.output().unwrap();
-    assert_eq!(code(&o), 0, "{}", text(&o));
-    let m = env.manifests().last().unwrap().clone();
+    let m = env.s3_run_ok(&cms, &moto, "s3://raw-zone");
     let a = &env.audits(&m)[0];
     assert_eq!(a["download"], "skipped_verified");
     assert_eq!(a["upload"], "skipped_identical", "{a}");
@@ -809,11 +809,7 @@ async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
     // Another machine (empty work dir): it downloads, then recognises the
     // object by its CRC without uploading.
     let other = Env::new();
-    let mut c = other.cmd(&cms, &["--dest", "s3://raw-zone"]);
-    s3_env(&moto, &mut c);
-    let o = c.output().unwrap();
-    assert_eq!(code(&o), 0, "{}", text(&o));
-    let m = other.manifests().last().unwrap().clone();
+    let m = other.s3_run_ok(&cms, &moto, "s3://raw-zone");
     let a = &other.audits(&m)[0];
     assert_eq!(a["download"], "downloaded");
     assert_eq!(a["upload"], "skipped_identical", "{a}");
@@ -841,8 +837,7 @@ async fn a_source_republished_mid_stream_voids_the_streamed_parts() {
     cms.throttle(Some(8 * 1024 * 1024));
     cms.push_fault(&path, Fault::DropAfter(30 * 1024 * 1024));
     let env = Env::new();
-    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone", "-v"]);
-    s3_env(&moto, &mut c);
+    let mut c = env.s3_cmd(&cms, &moto, &["--dest", "s3://raw-zone", "-v"]);
     let mut child = c
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -910,9 +905,10 @@ async fn a_download_failing_mid_stream_aborts_its_upload_and_stores_nothing() {
         cms.push_fault(&path, Fault::Status(429, Some(0)));
     }
     let env = Env::new();
-    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone"]);
-    s3_env(&moto, &mut c);
-    let o = c.output().unwrap();
+    let o = env
+        .s3_cmd(&cms, &moto, &["--dest", "s3://raw-zone"])
+        .output()
+        .unwrap();
     assert_eq!(code(&o), 1, "{}", text(&o));
     let a = &env.audits(env.manifests().last().unwrap())[0];
     assert_eq!(a["download"], "failed", "{a}");
@@ -948,10 +944,11 @@ async fn s3_multipart_upload_and_sigkill_mid_upload_then_rerun() {
     let path = cms.publish(2023, "General", NAME, body.clone());
     cms.throttle(Some(8 * 1024 * 1024));
     let env = Env::new();
-    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone"]);
-    s3_env(&moto, &mut c);
     // Killed with parts in S3 and the download still running.
-    kill_when(c, || open_upload_parts(&moto, "raw-zone") > 0);
+    kill_when(
+        env.s3_cmd(&cms, &moto, &["--dest", "s3://raw-zone"]),
+        || open_upload_parts(&moto, "raw-zone") > 0,
+    );
     let had = part_len(&env);
     assert!(
         had > 0 && had < body.len() as u64,
@@ -959,11 +956,7 @@ async fn s3_multipart_upload_and_sigkill_mid_upload_then_rerun() {
     );
     cms.throttle(None);
     cms.reset_counters();
-    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone"]);
-    s3_env(&moto, &mut c);
-    let o = c.output().unwrap();
-    assert_eq!(code(&o), 0, "{}", text(&o));
-    let m = env.manifests().last().unwrap().clone();
+    let m = env.s3_run_ok(&cms, &moto, "s3://raw-zone");
     assert_eq!(m["status"], "completed");
     let a = &env.audits(&m)[0];
     assert_eq!(a["download"], "resumed");
@@ -993,10 +986,7 @@ async fn a_verified_local_file_uploads_multipart_labelled_with_its_sha256() {
     let env = Env::new();
     let o = env.run(&cms, &["--no-upload"]);
     assert_eq!(code(&o), 0, "{}", text(&o));
-    let mut c = env.cmd(&cms, &["--dest", "s3://raw-zone"]);
-    s3_env(&moto, &mut c);
-    let o = c.output().unwrap();
-    assert_eq!(code(&o), 0, "{}", text(&o));
+    env.s3_run_ok(&cms, &moto, "s3://raw-zone");
     let a = &env.audits(env.manifests().last().unwrap())[0];
     assert_eq!(a["download"], "skipped_verified");
     assert_eq!(a["upload"], "uploaded");
@@ -1199,8 +1189,11 @@ fn denied_run(moto: &MotoServer, id: &str, secret: &str) -> (Env, Output) {
     let cms = CmsServer::start();
     cms.publish(2023, "General", NAME, payments_csv(40, 10_000));
     let env = Env::new();
-    let mut c = env.cmd(&cms, &["--dest", "s3://locked-zone", "--skip-preflight"]);
-    s3_env(moto, &mut c);
+    let mut c = env.s3_cmd(
+        &cms,
+        moto,
+        &["--dest", "s3://locked-zone", "--skip-preflight"],
+    );
     c.env("AWS_ACCESS_KEY_ID", id)
         .env("AWS_SECRET_ACCESS_KEY", secret);
     let o = c.output().unwrap();

@@ -36,6 +36,32 @@ fn connect(sshd: &Sshd, opts: &SshOptions) -> Result<SshTransport, TransportErro
     SshTransport::connect(&SshTarget::parse(&sshd.target()).unwrap(), opts)
 }
 
+/// An ssh_config `Host` block that reaches `sshd` as the current user with
+/// its key, plus `extra` lines.
+fn host_block(sshd: &Sshd, patterns: &str, extra: &str) -> String {
+    format!(
+        "Host {patterns}\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n{extra}",
+        sshd.port,
+        current_user(),
+        sshd.user_key.display()
+    )
+}
+
+/// Options that read `ssh_config` (no --identity-file), trusting `sshd`.
+fn with_ssh_config(sshd: &Sshd, ssh_config: PathBuf) -> SshOptions {
+    SshOptions {
+        identity_file: None,
+        ssh_config: Some(ssh_config),
+        ..trusting(sshd)
+    }
+}
+
+/// Connects to `alias` as the config says, or fails the test with sshd's log.
+fn connect_alias(sshd: &Sshd, alias: &str, opts: &SshOptions) -> SshTransport {
+    SshTransport::connect(&SshTarget::parse(alias).unwrap(), opts)
+        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()))
+}
+
 /// What `ssh-keygen -lf` says the server's fingerprint is.
 fn openssh_fingerprint(sshd: &Sshd) -> String {
     let out = std::process::Command::new("ssh-keygen")
@@ -299,20 +325,12 @@ fn ssh_config_alias_resolves_host_port_user_and_key() {
     std::fs::write(
         &cfg,
         format!(
-            "Host other\n  HostName 192.0.2.1\n\nHost ingest-*\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n\nHost *\n  Port 1\n  User nobody\n",
-            sshd.port,
-            current_user(),
-            sshd.user_key.display()
+            "Host other\n  HostName 192.0.2.1\n\n{}\nHost *\n  Port 1\n  User nobody\n",
+            host_block(&sshd, "ingest-*", "")
         ),
     )
     .unwrap();
-    let opts = SshOptions {
-        identity_file: None,
-        ssh_config: Some(cfg),
-        ..trusting(&sshd)
-    };
-    let t = SshTransport::connect(&SshTarget::parse("ingest-test").unwrap(), &opts)
-        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    let t = connect_alias(&sshd, "ingest-test", &with_ssh_config(&sshd, cfg));
     assert_eq!(
         t.label(),
         format!("{}@127.0.0.1:{}", current_user(), sshd.port)
@@ -325,16 +343,7 @@ fn ssh_config_include_of_a_config_d_directory_is_followed() {
     let sshd = Sshd::start();
     let dir = sshd.dir.path().join("config.d");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("10-ingest"),
-        format!(
-            "Host ingest-*\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n",
-            sshd.port,
-            current_user(),
-            sshd.user_key.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.join("10-ingest"), host_block(&sshd, "ingest-*", "")).unwrap();
     std::fs::write(dir.join("README"), "Host ingest-*\n  Port 1\n").unwrap();
     let cfg = sshd.dir.path().join("ssh_config");
     std::fs::write(
@@ -345,13 +354,7 @@ fn ssh_config_include_of_a_config_d_directory_is_followed() {
         ),
     )
     .unwrap();
-    let opts = SshOptions {
-        identity_file: None,
-        ssh_config: Some(cfg),
-        ..trusting(&sshd)
-    };
-    let t = SshTransport::connect(&SshTarget::parse("ingest-test").unwrap(), &opts)
-        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    let t = connect_alias(&sshd, "ingest-test", &with_ssh_config(&sshd, cfg));
     assert_eq!(
         t.label(),
         format!("{}@127.0.0.1:{}", current_user(), sshd.port),
@@ -364,20 +367,12 @@ fn ssh_config_include_of_a_config_d_directory_is_followed() {
 /// sshd: it forwards to itself).
 fn jump_config(sshd: &Sshd, jump: &str) -> PathBuf {
     let cfg = sshd.dir.path().join("ssh_config");
-    let host = |name: &str, extra: &str| {
-        format!(
-            "Host {name}\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n{extra}",
-            sshd.port,
-            current_user(),
-            sshd.user_key.display()
-        )
-    };
     std::fs::write(
         &cfg,
         format!(
             "{}{}",
-            host("target", &format!("  ProxyJump {jump}\n")),
-            host("bastion", "")
+            host_block(sshd, "target", &format!("  ProxyJump {jump}\n")),
+            host_block(sshd, "bastion", "")
         ),
     )
     .unwrap();
@@ -387,13 +382,8 @@ fn jump_config(sshd: &Sshd, jump: &str) -> PathBuf {
 #[test]
 fn proxy_jump_reaches_the_host_through_a_bastion() {
     let sshd = Sshd::start();
-    let opts = SshOptions {
-        identity_file: None,
-        ssh_config: Some(jump_config(&sshd, "bastion")),
-        ..trusting(&sshd)
-    };
-    let t = SshTransport::connect(&SshTarget::parse("target").unwrap(), &opts)
-        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    let opts = with_ssh_config(&sshd, jump_config(&sshd, "bastion"));
+    let t = connect_alias(&sshd, "target", &opts);
     // Several probes at once through the tunnel, as the runner does.
     let t = std::sync::Arc::new(t);
     let handles: Vec<_> = (0..6)
@@ -419,11 +409,7 @@ fn proxy_jump_reaches_the_host_through_a_bastion() {
 #[test]
 fn proxy_jump_errors_are_one_clear_line() {
     let sshd = Sshd::start();
-    let opts = SshOptions {
-        identity_file: None,
-        ssh_config: Some(jump_config(&sshd, "a,b")),
-        ..trusting(&sshd)
-    };
+    let opts = with_ssh_config(&sshd, jump_config(&sshd, "a,b"));
     let e = SshTransport::connect(&SshTarget::parse("target").unwrap(), &opts).unwrap_err();
     assert!(e.to_string().contains("only one bastion"), "{e}");
 
