@@ -601,6 +601,30 @@ async fn head_checked(
         .unwrap()
 }
 
+/// What an S3 test starts from: moto with the `raw-zone` bucket and the
+/// runner role, and a CMS source publishing one General Payments file.
+struct S3Case {
+    moto: MotoServer,
+    cms: CmsServer,
+    body: Vec<u8>,
+    /// The file's path on the CMS server (for its counters and faults).
+    path: String,
+}
+
+async fn s3_case(seed: u64, size: usize) -> S3Case {
+    let moto = MotoServer::start();
+    create_bucket(&moto, "raw-zone").await;
+    let cms = CmsServer::start();
+    let body = payments_csv(seed, size);
+    let path = cms.publish(2023, "General", NAME, body.clone());
+    S3Case {
+        moto,
+        cms,
+        body,
+        path,
+    }
+}
+
 /// The whole content of an object.
 async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes::Bytes {
     let out = s3
@@ -629,11 +653,12 @@ async fn make_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_first_run_uploads_with_sha256_and_rerun_uploads_nothing() {
-    let moto = MotoServer::start();
-    create_bucket(&moto, "raw-zone").await;
-    let cms = CmsServer::start();
-    let body = payments_csv(20, 200_000);
-    cms.publish(2023, "General", NAME, body.clone());
+    let S3Case {
+        moto,
+        cms,
+        body,
+        path: _,
+    } = s3_case(20, 200_000).await;
     let env = Env::new();
     env.s3_run_ok(&cms, &moto, "s3://raw-zone/openpay");
     let s3 = moto.clients().await.s3();
@@ -721,11 +746,12 @@ fn crc64nvme_b64(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
-    let moto = MotoServer::start();
-    create_bucket(&moto, "raw-zone").await;
-    let cms = CmsServer::start();
-    let body = payments_csv(22, 40 * 1024 * 1024);
-    let path = cms.publish(2023, "General", NAME, body.clone());
+    let S3Case {
+        moto,
+        cms,
+        body,
+        path,
+    } = s3_case(22, 40 * 1024 * 1024).await;
     // ~5 s of download: parts must be in S3 well before its end.
     cms.throttle(Some(8 * 1024 * 1024));
     let env = Env::new();
@@ -824,11 +850,12 @@ async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_source_republished_mid_stream_voids_the_streamed_parts() {
-    let moto = MotoServer::start();
-    create_bucket(&moto, "raw-zone").await;
-    let cms = CmsServer::start();
-    let old = payments_csv(24, 40 * 1024 * 1024);
-    let path = cms.publish(2023, "General", NAME, old.clone());
+    let S3Case {
+        moto,
+        cms,
+        body: old,
+        path,
+    } = s3_case(24, 40 * 1024 * 1024).await;
     // Same size, other bytes: only the validator tells them apart.
     let mut new = old.clone();
     for b in new.iter_mut().skip(1000).step_by(4096) {
@@ -894,11 +921,12 @@ async fn a_source_republished_mid_stream_voids_the_streamed_parts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_download_failing_mid_stream_aborts_its_upload_and_stores_nothing() {
-    let moto = MotoServer::start();
-    create_bucket(&moto, "raw-zone").await;
-    let cms = CmsServer::start();
-    let body = payments_csv(25, 40 * 1024 * 1024);
-    let path = cms.publish(2023, "General", NAME, body);
+    let S3Case {
+        moto,
+        cms,
+        body: _,
+        path,
+    } = s3_case(25, 40 * 1024 * 1024).await;
     // A first part's worth arrives, then the source throttles for good.
     cms.push_fault(&path, Fault::DropAfter(20 * 1024 * 1024));
     for _ in 0..20 {
@@ -937,11 +965,12 @@ async fn a_download_failing_mid_stream_aborts_its_upload_and_stores_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_multipart_upload_and_sigkill_mid_upload_then_rerun() {
-    let moto = MotoServer::start();
-    create_bucket(&moto, "raw-zone").await;
-    let cms = CmsServer::start();
-    let body = payments_csv(21, 40 * 1024 * 1024);
-    let path = cms.publish(2023, "General", NAME, body.clone());
+    let S3Case {
+        moto,
+        cms,
+        body,
+        path,
+    } = s3_case(21, 40 * 1024 * 1024).await;
     cms.throttle(Some(8 * 1024 * 1024));
     let env = Env::new();
     // Killed with parts in S3 and the download still running.
@@ -978,11 +1007,12 @@ async fn s3_multipart_upload_and_sigkill_mid_upload_then_rerun() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_verified_local_file_uploads_multipart_labelled_with_its_sha256() {
-    let moto = MotoServer::start();
-    create_bucket(&moto, "raw-zone").await;
-    let cms = CmsServer::start();
-    let body = payments_csv(23, 36 * 1024 * 1024);
-    cms.publish(2023, "General", NAME, body.clone());
+    let S3Case {
+        moto,
+        cms,
+        body,
+        path: _,
+    } = s3_case(23, 36 * 1024 * 1024).await;
     let env = Env::new();
     let o = env.run(&cms, &["--no-upload"]);
     assert_eq!(code(&o), 0, "{}", text(&o));

@@ -36,6 +36,29 @@ fn connect(sshd: &Sshd, opts: &SshOptions) -> Result<SshTransport, TransportErro
     SshTransport::connect(&SshTarget::parse(&sshd.target()).unwrap(), opts)
 }
 
+/// Runs `n` commands at once on one transport, as the doctor's runner
+/// does, and checks each one's stdout.
+fn probe_in_parallel(
+    t: &std::sync::Arc<SshTransport>,
+    n: usize,
+    command: impl Fn(usize) -> String,
+    stdout: impl Fn(usize) -> String,
+) {
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (t, cmd) = (t.clone(), command(i));
+            std::thread::spawn(move || t.exec(&cmd, T))
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let out = h
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("probe {i}: {e}"));
+        assert_eq!(out.stdout, stdout(i));
+    }
+}
+
 /// An ssh_config `Host` block that reaches `sshd` as the current user with
 /// its key, plus `extra` lines.
 fn host_block(sshd: &Sshd, patterns: &str, extra: &str) -> String {
@@ -386,15 +409,7 @@ fn proxy_jump_reaches_the_host_through_a_bastion() {
     let t = connect_alias(&sshd, "target", &opts);
     // Several probes at once through the tunnel, as the runner does.
     let t = std::sync::Arc::new(t);
-    let handles: Vec<_> = (0..6)
-        .map(|i| {
-            let t = t.clone();
-            std::thread::spawn(move || t.exec(&format!("echo hop-{i}"), T))
-        })
-        .collect();
-    for (i, h) in handles.into_iter().enumerate() {
-        assert_eq!(h.join().unwrap().unwrap().stdout, format!("hop-{i}\n"));
-    }
+    probe_in_parallel(&t, 6, |i| format!("echo hop-{i}"), |i| format!("hop-{i}\n"));
     let big = t.exec("head -c 300000 /dev/zero | tr '\\0' x", T).unwrap();
     assert_eq!(big.stdout.len(), 300_000, "bulk output crosses the tunnel");
     let log = sshd.log();
@@ -475,19 +490,12 @@ fn many_parallel_probes_share_one_session() {
     // More than sshd's MaxSessions (10) at once: the transport queues.
     let sshd = Sshd::start();
     let t = std::sync::Arc::new(connect(&sshd, &trusting(&sshd)).unwrap());
-    let handles: Vec<_> = (0..24)
-        .map(|i| {
-            let t = t.clone();
-            std::thread::spawn(move || t.exec(&format!("sleep 0.2; echo {i}"), T))
-        })
-        .collect();
-    for (i, h) in handles.into_iter().enumerate() {
-        let out = h
-            .join()
-            .unwrap()
-            .unwrap_or_else(|e| panic!("probe {i}: {e}"));
-        assert_eq!(out.stdout, format!("{i}\n"));
-    }
+    probe_in_parallel(
+        &t,
+        24,
+        |i| format!("sleep 0.2; echo {i}"),
+        |i| format!("{i}\n"),
+    );
     let logins = sshd.log().matches("Accepted publickey").count();
     assert_eq!(logins, 1, "one session for all probes: {}", sshd.log());
 }
