@@ -68,7 +68,7 @@ impl Drop for SlotGuard<'_> {
 }
 
 /// Why a step did not complete.
-enum Step {
+pub(super) enum Step {
     Deadline,
     /// The server did not start the command (nothing ran): safe to retry.
     NotStarted(String),
@@ -98,7 +98,7 @@ impl Backoff {
 }
 
 /// Retries a libssh2 call while it reports EAGAIN.
-fn retry<T>(
+pub(super) fn retry<T>(
     deadline: Instant,
     what: &str,
     mut f: impl FnMut() -> Result<T, ssh2::Error>,

@@ -14,10 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ssh2::{Channel, ErrorCode, Session};
+use ssh2::{Channel, Session};
 
-/// libssh2's `LIBSSH2_ERROR_EAGAIN`.
-const EAGAIN: i32 = -37;
+use super::channel::{self, Step};
 
 /// A running tunnel; dropping it stops the copying thread.
 pub struct Tunnel {
@@ -42,23 +41,14 @@ pub fn open(
     port: u16,
     deadline: Instant,
 ) -> Result<(UnixStream, Tunnel), String> {
-    let channel = loop {
-        match bastion.channel_direct_tcpip(host, port, None) {
-            Ok(c) => break c,
-            Err(e) if e.code() == ErrorCode::Session(EAGAIN) => {
-                if Instant::now() >= deadline {
-                    return Err(format!(
-                        "the bastion did not open a tunnel to {host}:{port} in time"
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Err(e) => {
-                return Err(format!(
-                    "the bastion refused a tunnel to {host}:{port}: {} (is AllowTcpForwarding on there?)",
-                    e.message()
-                ));
-            }
+    let what = format!("the bastion's tunnel to {host}:{port}");
+    let channel = match channel::retry(deadline, &what, || {
+        bastion.channel_direct_tcpip(host, port, None)
+    }) {
+        Ok(c) => c,
+        Err(Step::Deadline) => return Err(format!("{what} did not open in time")),
+        Err(Step::Failed(m) | Step::NotStarted(m)) => {
+            return Err(format!("{m} (is AllowTcpForwarding on there?)"));
         }
     };
     let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socket pair: {e}"))?;
