@@ -356,7 +356,9 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
 /// The planned size when this file's upload can stream while it
 /// downloads: an S3 multipart upload of an object that does not exist
 /// yet. Anything else (an existing object to compare, a local lake, an
-/// unknown size) downloads first.
+/// unknown size) downloads first, and `upload` HEADs again once the file
+/// is complete: minutes may have passed, and the comparison must see the
+/// object as it is then.
 async fn streamable(s: &RunSettings, row: &PlanRow) -> Option<u64> {
     let size = row.size?;
     if s.no_upload
