@@ -2,7 +2,7 @@
 """Writes sample/cms: a local source laid out like openpaymentsdata.cms.gov.
 
 SAMPLE DATA: every row is synthetic (names are "SAMPLE ..."); only the
-91-column General Payments header is real (shared/data). Deterministic, so
+91-column General Payments header is real (layouts/). Deterministic, so
 re-running it reproduces the committed files byte for byte.
 
 Usage: scripts/make_sample.py HEADER_CSV OUT_DIR

@@ -10,4 +10,5 @@ mod doctor;
 mod drift;
 mod pipeline;
 mod ssh;
+mod standalone;
 mod tf;

@@ -344,9 +344,9 @@ fn async_stream(
     )
 }
 
-/// The real 91-column General Payments header, from shared/data.
+/// The real 91-column General Payments header (`layouts/`, see its README).
 pub fn real_header() -> String {
-    let path = super::repo_root().join("../shared/data/general_payments_columns.csv");
+    let path = super::repo_root().join("layouts/general-payments.91.csv");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "the real header {} is needed by the CMS fixture: {e}",
