@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::logging::LogFormat;
+pub use crate::pipeline::Dataset;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "openpay",
@@ -30,12 +33,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Download a year of Open Payments and land it in the raw zone.
@@ -48,53 +45,6 @@ pub enum Command {
     Iam(IamArgs),
     /// Turn allowlist patterns like 197.210.77.* into CIDRs, or test membership.
     Cidr(CidrArgs),
-}
-
-/// The three Open Payments datasets the CMS catalog publishes per program year.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Dataset {
-    GeneralPayments,
-    ResearchPayments,
-    OwnershipPayments,
-}
-
-impl Dataset {
-    /// The word CMS uses in catalog titles: "2024 General Payment Data".
-    pub fn title_word(self) -> &'static str {
-        match self {
-            Dataset::GeneralPayments => "General",
-            Dataset::ResearchPayments => "Research",
-            Dataset::OwnershipPayments => "Ownership",
-        }
-    }
-
-    /// The kebab-case name used on the command line and in lake paths.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dataset::GeneralPayments => "general-payments",
-            Dataset::ResearchPayments => "research-payments",
-            Dataset::OwnershipPayments => "ownership-payments",
-        }
-    }
-}
-
-impl std::fmt::Display for Dataset {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod checksum;
 pub mod command;
+mod dataset;
 pub mod download;
 mod error;
 pub mod fetch;
@@ -17,4 +18,5 @@ pub mod run;
 pub mod source;
 pub mod store;
 
+pub use dataset::Dataset;
 pub use error::PipelineError;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use chrono::Utc;
 use futures::StreamExt;
 
+use super::Dataset;
 use super::PipelineError;
 use super::checksum;
 use super::download::{self, DownloadStatus};
@@ -22,7 +23,6 @@ use super::progress::Progress;
 use super::retry::RetryPolicy;
 use super::source::{Location, PlannedFile, Source};
 use super::store::{Destination, PutMode, PutOutcome, StoreError};
-use crate::cli::Dataset;
 
 /// Everything a run needs, resolved from flags, env, config and defaults.
 #[derive(Debug, Clone)]

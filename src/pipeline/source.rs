@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
+use super::Dataset;
 use super::PipelineError;
 use super::retry::{RetryPolicy, parse_retry_after, retryable_status};
-use crate::cli::Dataset;
 
 /// Catalog path under the source root, as DKAN serves it.
 pub const CATALOG_PATH: &str = "api/1/metastore/schemas/dataset/items";

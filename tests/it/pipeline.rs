@@ -473,7 +473,7 @@ fn sigkill_mid_download_then_rerun_resumes_and_completes() {
     let cms = CmsServer::start();
     let body = payments_csv(11, 2_000_000);
     let path = cms.publish(2023, "General", NAME, body.clone());
-    cms.throttle(Some(2_000_000));
+    cms.hold_at(&path, 400_000);
     let env = Env::new();
     let lake = env.lake();
     kill_when(env.cmd(&cms, &["--dest", lake.to_str().unwrap()]), || {
@@ -484,7 +484,7 @@ fn sigkill_mid_download_then_rerun_resumes_and_completes() {
     assert_eq!(m["status"], "running");
     let had = part_len(&env);
     assert!(had > 0);
-    cms.throttle(None);
+    cms.release(&path);
     cms.reset_counters();
     let o = env.run(&cms, &["--dest", lake.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}", text(&o));
@@ -506,8 +506,9 @@ fn sigkill_mid_download_then_rerun_resumes_and_completes() {
 #[test]
 fn second_run_on_the_same_work_dir_is_refused() {
     let cms = CmsServer::start();
-    cms.publish(2023, "General", NAME, payments_csv(12, 1_000_000));
-    cms.throttle(Some(500_000));
+    let path = cms.publish(2023, "General", NAME, payments_csv(12, 1_000_000));
+    // The first run stays mid-download (holding the lock) until it is killed.
+    cms.hold_at(&path, 500_000);
     let env = Env::new();
     let lake = env.lake();
     let mut first = env
@@ -752,8 +753,9 @@ async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
         body,
         path,
     } = s3_case(22, 40 * 1024 * 1024).await;
-    // ~5 s of download: parts must be in S3 well before its end.
-    cms.throttle(Some(8 * 1024 * 1024));
+    // The download stops at 20 MiB until released: a part must reach S3
+    // while it waits.
+    cms.hold_at(&path, 20 * 1024 * 1024);
     let env = Env::new();
     let mut c = env.s3_cmd(&cms, &moto, &["--dest", "s3://raw-zone", "-v"]);
     let mut child = c
@@ -778,6 +780,7 @@ async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
         "a part was stored while the download was under way ({served_at_first_part} of {} bytes served)",
         body.len()
     );
+    cms.release(&path);
     let o = child.wait_with_output().unwrap();
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert!(
@@ -824,7 +827,6 @@ async fn streamed_upload_overlaps_the_download_and_carries_s3s_checksum() {
     );
 
     // Rerun, same work dir: nothing moves.
-    cms.throttle(None);
     cms.reset_counters();
     let m = env.s3_run_ok(&cms, &moto, "s3://raw-zone");
     let a = &env.audits(&m)[0];
@@ -861,7 +863,7 @@ async fn a_source_republished_mid_stream_voids_the_streamed_parts() {
     for b in new.iter_mut().skip(1000).step_by(4096) {
         *b = if *b == b'x' { b'y' } else { b'x' };
     }
-    cms.throttle(Some(8 * 1024 * 1024));
+    cms.hold_at(&path, 20 * 1024 * 1024);
     cms.push_fault(&path, Fault::DropAfter(30 * 1024 * 1024));
     let env = Env::new();
     let mut c = env.s3_cmd(&cms, &moto, &["--dest", "s3://raw-zone", "-v"]);
@@ -886,7 +888,7 @@ async fn a_source_republished_mid_stream_voids_the_streamed_parts() {
         "republished before the drop"
     );
     cms.set_file(&path, new.clone());
-    cms.throttle(None);
+    cms.release(&path);
     let o = child.wait_with_output().unwrap();
     assert_eq!(code(&o), 0, "{}", text(&o));
     let a = &env.audits(env.manifests().last().unwrap())[0];
@@ -971,7 +973,7 @@ async fn s3_multipart_upload_and_sigkill_mid_upload_then_rerun() {
         body,
         path,
     } = s3_case(21, 40 * 1024 * 1024).await;
-    cms.throttle(Some(8 * 1024 * 1024));
+    cms.hold_at(&path, 20 * 1024 * 1024);
     let env = Env::new();
     // Killed with parts in S3 and the download still running.
     kill_when(
@@ -983,7 +985,7 @@ async fn s3_multipart_upload_and_sigkill_mid_upload_then_rerun() {
         had > 0 && had < body.len() as u64,
         "killed mid-download: {had} bytes in the .part file"
     );
-    cms.throttle(None);
+    cms.release(&path);
     cms.reset_counters();
     let m = env.s3_run_ok(&cms, &moto, "s3://raw-zone");
     assert_eq!(m["status"], "completed");
@@ -1039,7 +1041,7 @@ fn a_partial_file_from_before_a_reboot_is_fetched_again() {
     let cms = CmsServer::start();
     let body = payments_csv(12, 2_000_000);
     let path = cms.publish(2023, "General", NAME, body.clone());
-    cms.throttle(Some(2_000_000));
+    cms.hold_at(&path, 400_000);
     let env = Env::new();
     let lake = env.lake();
     kill_when(env.cmd(&cms, &["--dest", lake.to_str().unwrap()]), || {
@@ -1052,7 +1054,7 @@ fn a_partial_file_from_before_a_reboot_is_fetched_again() {
     let mut s: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     s["boot"] = "an-earlier-boot".into();
     std::fs::write(&state, serde_json::to_vec(&s).unwrap()).unwrap();
-    cms.throttle(None);
+    cms.release(&path);
     cms.reset_counters();
     let o = env.run(&cms, &["--dest", lake.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}", text(&o));

@@ -51,6 +51,11 @@ struct Inner {
     requests: Vec<Request>,
     /// Bytes per second for file bodies; `None` = as fast as possible.
     throttle: Option<u64>,
+    /// Per path: bodies stop at this offset until [`CmsServer::release`].
+    holds: HashMap<String, u64>,
+    /// File bodies being sent right now, and the most ever at once.
+    in_flight: u64,
+    max_in_flight: u64,
 }
 
 pub struct CmsServer {
@@ -154,6 +159,32 @@ impl CmsServer {
         self.inner.lock().unwrap().throttle = bytes_per_sec;
     }
 
+    /// Every GET body of `path` pauses once `offset` bytes of the file are
+    /// sent, until [`release`](Self::release): a test then acts "while the
+    /// download is under way" for as long as it needs, however busy the
+    /// machine, instead of racing a throttled transfer.
+    pub fn hold_at(&self, path: &str, offset: u64) {
+        self.inner
+            .lock()
+            .unwrap()
+            .holds
+            .insert(path.to_string(), offset);
+    }
+
+    pub fn release(&self, path: &str) {
+        self.inner.lock().unwrap().holds.remove(path);
+    }
+
+    /// File bodies being sent right now.
+    pub fn in_flight(&self) -> u64 {
+        self.inner.lock().unwrap().in_flight
+    }
+
+    /// The most file bodies ever sent at the same time.
+    pub fn max_in_flight(&self) -> u64 {
+        self.inner.lock().unwrap().max_in_flight
+    }
+
     /// Body bytes sent for a path so far.
     pub fn served(&self, path: &str) -> u64 {
         self.inner
@@ -169,6 +200,7 @@ impl CmsServer {
         let mut g = self.inner.lock().unwrap();
         g.served.clear();
         g.requests.clear();
+        g.max_in_flight = g.in_flight;
     }
 
     pub fn requests(&self, path: &str) -> Vec<Request> {
@@ -294,29 +326,62 @@ async fn handle(
         _ => None,
     };
     let throttle = g.throttle;
+    g.in_flight += 1;
+    g.max_in_flight = g.max_in_flight.max(g.in_flight);
     drop(g);
-    let counter = Arc::clone(&inner);
-    let stream = async_stream(body, drop_after, throttle, move |n| {
-        *counter
+    let sending = Sending {
+        inner: Arc::clone(&inner),
+        path,
+        offset: from,
+    };
+    b.body(Body::from_stream(async_stream(
+        sending, body, drop_after, throttle,
+    )))
+    .unwrap()
+}
+
+/// One file body on the wire: counts its bytes and, while it lives, one
+/// body in flight.
+struct Sending {
+    inner: Arc<Mutex<Inner>>,
+    path: String,
+    /// Where in the file this body starts (a Range request starts late).
+    offset: u64,
+}
+
+impl Sending {
+    fn count(&self, n: u64) {
+        *self
+            .inner
             .lock()
             .unwrap()
             .served
-            .entry(path.clone())
+            .entry(self.path.clone())
             .or_default() += n;
-    });
-    b.body(Body::from_stream(stream)).unwrap()
+    }
+
+    /// The file offset this body must not pass yet, if it is held.
+    fn hold(&self) -> Option<u64> {
+        self.inner.lock().unwrap().holds.get(&self.path).copied()
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.inner.lock().unwrap().in_flight -= 1;
+    }
 }
 
 fn async_stream(
+    sending: Sending,
     body: Bytes,
     drop_after: Option<u64>,
     throttle: Option<u64>,
-    count: impl Fn(u64) + Send + Sync + 'static,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     const CHUNK: usize = 64 * 1024;
     futures::stream::unfold(
-        (0usize, body, count),
-        move |(pos, body, count)| async move {
+        (0usize, body, sending),
+        move |(pos, body, sending)| async move {
             if pos >= body.len() {
                 return None;
             }
@@ -328,18 +393,26 @@ fn async_stream(
                         std::io::ErrorKind::ConnectionReset,
                         "fixture drops the connection",
                     )),
-                    (body.len(), body, count),
+                    (body.len(), body, sending),
                 ));
             }
             let mut end = (pos + CHUNK).min(body.len());
             if let Some(n) = drop_after {
                 end = end.min(n as usize).max(pos + 1);
             }
+            while let Some(h) = sending.hold() {
+                let h = h.saturating_sub(sending.offset) as usize;
+                if pos < h {
+                    end = end.min(h);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             if let Some(rate) = throttle {
                 tokio::time::sleep(Duration::from_secs_f64((end - pos) as f64 / rate as f64)).await;
             }
-            count((end - pos) as u64);
-            Some((Ok(body.slice(pos..end)), (end, body, count)))
+            sending.count((end - pos) as u64);
+            Some((Ok(body.slice(pos..end)), (end, body, sending)))
         },
     )
 }
