@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod exit;
 pub mod infra;
 pub mod logging;
+pub mod output;
 pub mod pipeline;
 
 use cli::{Cli, Command};

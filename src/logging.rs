@@ -1,5 +1,11 @@
 //! Logs go to stderr through `tracing`, as text for people or JSON lines
 //! for machines (`--log-format json`); stdout is kept for reports.
+//!
+//! Colour only on a terminal: a log file, an Airflow task log or a CI log
+//! would otherwise fill with `ESC[2m`-style escapes. `NO_COLOR` (any
+//! non-empty value, https://no-color.org) turns it off on a terminal too.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -24,9 +30,15 @@ pub fn init(verbose: u8, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(color_on_stderr())
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// Whether stderr may carry ANSI colour: a terminal, and no `NO_COLOR`.
+pub fn color_on_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -20,6 +20,7 @@ use crate::Globals;
 use crate::aws::{AwsClients, AwsSettings};
 use crate::cli::{DoctorArgs, ReportFormat};
 use crate::exit::{Exit, UsageError, usage};
+use crate::output;
 
 /// How often `--wait` asks cloud-init for its state.
 const WAIT_POLL: Duration = Duration::from_secs(2);
@@ -33,14 +34,14 @@ pub async fn run(g: &Globals, args: DoctorArgs) -> anyhow::Result<Exit> {
         )));
     }
     if args.list_checks {
-        write_stdout(|out| list_checks(catalog, args.format, out))?;
+        output::write(|out| list_checks(catalog, args.format, out))?;
         return Ok(Exit::Success);
     }
     if let Some(id) = &args.explain {
         let Some(spec) = catalog.get(id) else {
             return Err(usage(catalog.unknown_id_message("--explain", id)));
         };
-        write_stdout(|out| explain(spec, out))?;
+        output::write(|out| explain(spec, out))?;
         return Ok(Exit::Success);
     }
     let specs = runner::select(catalog, &args.only, &args.skip)?;
@@ -71,18 +72,8 @@ pub async fn run(g: &Globals, args: DoctorArgs) -> anyhow::Result<Exit> {
         }),
     };
     let report = runner::run(targets, &specs, &env).await;
-    write_stdout(|out| render::render(&report, args.format, g.verbose > 0, out))?;
+    output::write(|out| render::render(&report, args.format, g.verbose > 0, out))?;
     Ok(report.exit())
-}
-
-/// Writes to stdout; a closed pipe (`| head`) is not an error.
-fn write_stdout(f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    let mut lock = stdout.lock();
-    match f(&mut lock).and_then(|_| lock.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
-    }
 }
 
 /// No `--host`: this machine. Otherwise every host is connected in

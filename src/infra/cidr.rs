@@ -12,6 +12,7 @@ use ipnet::IpNet;
 
 use crate::cli::CidrArgs;
 use crate::exit::{Exit, usage};
+use crate::output;
 
 /// Why a pattern is not an acceptable network. Each message names the
 /// input and, where there is one, the fix.
@@ -155,7 +156,7 @@ pub fn command(args: &CidrArgs) -> anyhow::Result<Exit> {
     match &args.contains {
         None => {
             for net in &nets {
-                println!("{net}");
+                output::line(net)?;
             }
             Ok(Exit::Success)
         }
@@ -163,12 +164,15 @@ pub fn command(args: &CidrArgs) -> anyhow::Result<Exit> {
             let inner = parse_cidr(addr).map_err(|e| usage(format!("--contains {e}")))?;
             match nets.iter().find(|n| n.contains(&inner)) {
                 Some(n) => {
-                    println!("yes: {inner} is inside {n}");
+                    output::line(format_args!("yes: {inner} is inside {n}"))?;
                     Ok(Exit::Success)
                 }
                 None => {
                     let list: Vec<String> = nets.iter().map(ToString::to_string).collect();
-                    println!("no: {inner} is not inside {}", list.join(", "));
+                    output::line(format_args!(
+                        "no: {inner} is not inside {}",
+                        list.join(", ")
+                    ))?;
                     Ok(Exit::Findings)
                 }
             }

@@ -17,6 +17,7 @@ use crate::Globals;
 use crate::aws::{AwsClients, AwsSettings};
 use crate::cli::{Dataset, LogFormat, RunArgs};
 use crate::exit::Exit;
+use crate::output::{self, OutputError};
 
 /// The destination the user asked for, before any client is built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,15 +154,15 @@ pub async fn run(g: &Globals, args: RunArgs) -> anyhow::Result<Exit> {
     let s = settings(g, args).await?;
     let rows = run::plan(&s).await?;
     if dry_run {
-        print_plan(&s, &rows);
+        print_plan(&s, &rows)?;
         return Ok(Exit::Success);
     }
     tracing::info!(files = rows.len(), source = %s.source.describe(), destination = %s.destination.describe(), "run starting");
     let report = run::execute(&s, rows).await?;
-    Ok(finish(g, &report))
+    Ok(finish(g, &report)?)
 }
 
-fn print_plan(s: &RunSettings, rows: &[PlanRow]) {
+fn print_plan(s: &RunSettings, rows: &[PlanRow]) -> Result<(), OutputError> {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED).set_header([
         "dataset",
@@ -184,16 +185,16 @@ fn print_plan(s: &RunSettings, rows: &[PlanRow]) {
             r.target.clone(),
         ]);
     }
-    println!("{t}");
-    println!(
+    output::line(t)?;
+    output::line(format_args!(
         "dry run: {} file(s) from {} to {}; nothing was written",
         rows.len(),
         s.source.describe(),
         s.destination.describe()
-    );
+    ))
 }
 
-fn finish(g: &Globals, r: &RunReport) -> Exit {
+fn finish(g: &Globals, r: &RunReport) -> Result<Exit, OutputError> {
     let m = &r.manifest;
     if m.status == RunStatus::Blocked {
         for reason in &m.preflight.reasons {
@@ -204,7 +205,7 @@ fn finish(g: &Globals, r: &RunReport) -> Exit {
             m.run_id,
             r.manifest_dir.join("manifest.json").display()
         );
-        return Exit::Blocked;
+        return Ok(Exit::Blocked);
     }
     if g.log_format == LogFormat::Text {
         let mut t = Table::new();
@@ -225,9 +226,9 @@ fn finish(g: &Globals, r: &RunReport) -> Exit {
                 a.error.clone().unwrap_or_default(),
             ]);
         }
-        println!("{t}");
+        output::line(t)?;
     }
-    println!(
+    output::line(format_args!(
         "run {} {}: {} planned, {} downloaded, {} verified locally, {} uploaded, {} already there, {} failed; manifest {}",
         m.run_id,
         run::label(&m.status),
@@ -238,15 +239,15 @@ fn finish(g: &Globals, r: &RunReport) -> Exit {
         m.files_upload_skipped,
         m.files_failed,
         r.manifest_dir.join("manifest.json").display()
-    );
+    ))?;
     if let Some(e) = &r.publish_error {
         eprintln!("error: the run's manifest could not be copied to the destination: {e}");
-        return Exit::Findings;
+        return Ok(Exit::Findings);
     }
-    match m.status {
+    Ok(match m.status {
         RunStatus::Completed => Exit::Success,
         _ => Exit::Findings,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod doctor;
 mod drift;
 mod layering;
 mod pipeline;
+mod pipes;
 mod ssh;
 mod standalone;
 mod tf;

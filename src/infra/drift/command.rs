@@ -4,13 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
 use crate::Globals;
 use crate::aws::{AwsClients, AwsSettings};
 use crate::cli::{DriftArgs, TextOrJson};
 use crate::exit::{Exit, blocked, usage};
 use crate::infra::policy::PolicyDocument;
+use crate::output;
 
 use super::diff::compare;
 use super::live::read_role_policies;
@@ -70,26 +69,15 @@ pub async fn run(g: &Globals, args: DriftArgs) -> anyhow::Result<Exit> {
         comparison,
     };
 
-    // A closed pipe (`| head`) is not an error of the comparison.
-    match write_report(&report, args.format, g.verbose > 0) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(e).context("writing the drift report to stdout");
-        }
-        _ => {}
-    }
+    output::write(|out| match args.format {
+        TextOrJson::Json => report.write_json(out),
+        TextOrJson::Text => report.write_text(out, g.verbose > 0),
+    })?;
     Ok(if report.comparison.has_drift() {
         Exit::Findings
     } else {
         Exit::Success
     })
-}
-
-fn write_report(report: &Report, format: TextOrJson, verbose: bool) -> std::io::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match format {
-        TextOrJson::Json => report.write_json(&mut stdout),
-        TextOrJson::Text => report.write_text(&mut stdout, verbose),
-    }
 }
 
 /// Reads, renders and parses the repo's policy template. Every failure is

@@ -2,7 +2,7 @@
 //! terraform through [`Terraform`], renders the masked plan, applies the
 //! risk gate, saves redacted outputs and hands over to the doctor.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -21,6 +21,7 @@ use crate::aws::{AwsClients, AwsSettings};
 use crate::cli::{TableOrJson, TfAction, TfArgs, TfCommon};
 use crate::config::OUTPUTS_FILE;
 use crate::exit::{Exit, blocked, usage};
+use crate::output::{self, OutputError};
 
 /// The saved plan, relative to the directory openpay runs in.
 pub const PLAN_FILE: &str = ".openpay/tfplan";
@@ -140,18 +141,19 @@ impl Ctx {
         Ok((exit, plan))
     }
 
-    fn show(&self, exit: PlanExit, plan: &Plan, risks: &[Risk]) {
+    fn show(&self, exit: PlanExit, plan: &Plan, risks: &[Risk]) -> Result<(), OutputError> {
         match self.format {
-            TableOrJson::Json => println!("{}", render::plan_json(plan, risks)),
+            TableOrJson::Json => output::line(render::plan_json(plan, risks)),
             TableOrJson::Table => {
                 if exit == PlanExit::NoChanges {
-                    println!("No changes. The infrastructure matches the configuration.");
+                    output::line("No changes. The infrastructure matches the configuration.")?;
                 } else {
-                    println!("{}", render::plan_table(plan));
+                    output::line(render::plan_table(plan))?;
                 }
                 if !risks.is_empty() {
-                    println!("\n{}", render::risks_text(risks));
+                    output::line(format_args!("\n{}", render::risks_text(risks)))?;
                 }
+                Ok(())
             }
         }
     }
@@ -159,9 +161,11 @@ impl Ctx {
     fn plan_cmd(&self, detailed_exitcode: bool) -> anyhow::Result<Exit> {
         let (exit, plan) = self.make_plan(false).map_err(TfError::into_anyhow)?;
         let risks = risk::assess(&plan);
-        self.show(exit, &plan, &risks);
+        self.show(exit, &plan, &risks)?;
         if self.format == TableOrJson::Table && exit == PlanExit::Changes {
-            println!("Saved plan: {PLAN_FILE} (apply it with `openpay tf apply`).");
+            output::line(format_args!(
+                "Saved plan: {PLAN_FILE} (apply it with `openpay tf apply`)."
+            ))?;
         }
         Ok(if detailed_exitcode && exit == PlanExit::Changes {
             Exit::Findings
@@ -173,7 +177,7 @@ impl Ctx {
     async fn apply_cmd(&self) -> anyhow::Result<Exit> {
         let (exit, plan) = self.make_plan(false).map_err(TfError::into_anyhow)?;
         let risks = risk::assess(&plan);
-        self.show(exit, &plan, &risks);
+        self.show(exit, &plan, &risks)?;
         if !risks.is_empty() {
             if !self.allow_risky {
                 let codes: Vec<String> = risks
@@ -200,13 +204,11 @@ impl Ctx {
         let _ = std::fs::remove_file(&self.planfile);
         let outputs = self.save_outputs().map_err(TfError::into_anyhow)?;
         match self.format {
-            TableOrJson::Table => {
-                println!(
-                    "\nApply complete. Outputs (saved to {OUTPUTS_FILE}):\n{}",
-                    render::outputs_table(&outputs)
-                )
-            }
-            TableOrJson::Json => println!("{}", render::outputs_json(&outputs)),
+            TableOrJson::Table => output::line(format_args!(
+                "\nApply complete. Outputs (saved to {OUTPUTS_FILE}):\n{}",
+                render::outputs_table(&outputs)
+            ))?,
+            TableOrJson::Json => output::line(render::outputs_json(&outputs))?,
         }
         if self.no_doctor {
             return Ok(Exit::Success);
@@ -252,15 +254,15 @@ impl Ctx {
             outputs::parse_redacted(&self.tf.output_json().map_err(TfError::into_anyhow)?)
                 .map_err(TfError::into_anyhow)?;
         match self.format {
-            TableOrJson::Table => println!("{}", render::outputs_table(&outputs)),
-            TableOrJson::Json => println!("{}", render::outputs_json(&outputs)),
+            TableOrJson::Table => output::line(render::outputs_table(&outputs))?,
+            TableOrJson::Json => output::line(render::outputs_json(&outputs))?,
         }
         Ok(Exit::Success)
     }
 
     async fn destroy_cmd(&self, g: &Globals, yes: bool, force: bool) -> anyhow::Result<Exit> {
         let (exit, plan) = self.make_plan(true).map_err(TfError::into_anyhow)?;
-        self.show(exit, &plan, &[]);
+        self.show(exit, &plan, &[])?;
         if exit == PlanExit::NoChanges || plan.changes.is_empty() {
             let _ = std::fs::remove_file(&self.planfile);
             return Ok(Exit::Success);
@@ -301,10 +303,10 @@ impl Ctx {
             .map_err(TfError::into_anyhow)?;
         let _ = std::fs::remove_file(&self.planfile);
         let _ = std::fs::remove_file(&self.outputs_file);
-        println!(
+        output::line(format_args!(
             "Destroy complete: {} resource(s) destroyed.",
             plan.changes.len()
-        );
+        ))?;
         Ok(Exit::Success)
     }
 }
@@ -343,11 +345,13 @@ fn confirm(plan: &Plan) -> anyhow::Result<()> {
             "openpay tf destroy needs --yes when stdin is not a terminal (nothing was destroyed)",
         ));
     }
-    print!(
-        "Destroy the {} resource(s) above? Type `destroy` to confirm: ",
-        plan.changes.len()
-    );
-    std::io::stdout().flush().ok();
+    output::write(|out| {
+        write!(
+            out,
+            "Destroy the {} resource(s) above? Type `destroy` to confirm: ",
+            plan.changes.len()
+        )
+    })?;
     let mut line = String::new();
     stdin
         .lock()

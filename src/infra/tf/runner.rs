@@ -5,7 +5,6 @@
 //! state lock (with its lock info), anything else with terraform's error
 //! lines.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -57,7 +56,7 @@ impl Terraform {
             dir,
             var_args,
             lock_timeout,
-            color: std::io::stderr().is_terminal(),
+            color: crate::logging::color_on_stderr(),
         }
     }
 

@@ -24,6 +24,9 @@ pub enum Fault {
     /// Send the headers for the full answer, then drop the connection
     /// after this many body bytes.
     DropAfter(u64),
+    /// A CDN's "down for maintenance" HTML page with this status (CMS's
+    /// host has served one with 200 as well as with 503).
+    MaintenancePage(u16),
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +52,8 @@ struct Inner {
     faults: HashMap<String, VecDeque<Fault>>,
     served: HashMap<String, u64>,
     requests: Vec<Request>,
+    /// Faults served so far, per path: the injector's own log.
+    injected: HashMap<String, Vec<Fault>>,
     /// Bytes per second for file bodies; `None` = as fast as possible.
     throttle: Option<u64>,
     /// Per path: bodies stop at this offset until [`CmsServer::release`].
@@ -203,6 +208,17 @@ impl CmsServer {
         g.max_in_flight = g.in_flight;
     }
 
+    /// The faults actually served for `path`, in order.
+    pub fn injected(&self, path: &str) -> Vec<Fault> {
+        self.inner
+            .lock()
+            .unwrap()
+            .injected
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub fn requests(&self, path: &str) -> Vec<Request> {
         self.inner
             .lock()
@@ -243,7 +259,18 @@ async fn handle(
         if_range: if_range.clone(),
         user_agent: header(&headers, "user-agent"),
     });
-    if path == CATALOG_PATH {
+    // Faults hit GETs (downloads, the catalog), not the planner's HEAD probes.
+    let fault = if method == Method::GET {
+        g.faults.get_mut(&path).and_then(VecDeque::pop_front)
+    } else {
+        None
+    };
+    // The catalog is small and sent whole: it cannot be cut mid-body.
+    let catalog = path == CATALOG_PATH && matches!(fault, None | Some(Fault::DropAfter(_)));
+    if let Some(f) = fault.as_ref().filter(|_| !catalog) {
+        g.injected.entry(path.clone()).or_default().push(f.clone());
+    }
+    if catalog {
         let text = g
             .raw_catalog
             .clone()
@@ -253,13 +280,14 @@ async fn handle(
             .body(Body::from(text))
             .unwrap();
     }
-    // Faults hit downloads (GET), not the planner's HEAD probes.
-    let fault = if method == Method::GET {
-        g.faults.get_mut(&path).and_then(VecDeque::pop_front)
-    } else {
-        None
-    };
     match fault {
+        Some(Fault::MaintenancePage(code)) => {
+            return Response::builder()
+                .status(code)
+                .header("content-type", "text/html; charset=utf-8")
+                .body(Body::from("<!DOCTYPE html><html><head><title>Site Maintenance</title></head><body><h1>We&rsquo;ll be back soon!</h1><p>openpaymentsdata.cms.gov is down for scheduled maintenance.</p></body></html>"))
+                .unwrap();
+        }
         Some(Fault::Status(code, retry_after)) => {
             let mut b = Response::builder().status(code);
             if let Some(s) = retry_after {
