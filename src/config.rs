@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::exit::{Classify, Exit};
-
 /// Where `openpay tf apply` leaves the stack outputs (sensitive values redacted).
 pub const OUTPUTS_FILE: &str = ".openpay/outputs.json";
 
@@ -33,12 +31,6 @@ pub enum ConfigError {
         "cannot read terraform outputs {path}: {message}; rerun `openpay tf apply` or delete the file"
     )]
     Outputs { path: PathBuf, message: String },
-}
-
-impl Classify for ConfigError {
-    fn exit(&self) -> Exit {
-        Exit::Usage
-    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

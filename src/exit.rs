@@ -1,12 +1,23 @@
 //! The exit-code contract of DESIGN.md, in one place.
 //!
 //! Every command returns an [`Exit`] on success paths (a run with a failed
-//! file is still a *result*, not an error) and an error otherwise. Errors are
-//! mapped onto exit codes by [`classify`], which walks the error chain for
-//! the typed errors that know their class; anything unknown is treated as a
-//! blocked/could-not-evaluate condition (3), never as success.
+//! file is still a *result*, not an error) and an error otherwise. Each
+//! error type of the library is mapped onto its exit class here, and only
+//! here, by the [`Classify`] impls below; [`classify`] walks an error chain
+//! for the first error whose type is listed. An error of a type not listed
+//! is not silently "could not evaluate": [`classify`] returns
+//! [`Unclassified`] and `main` says it is a bug in openpay.
 
+use std::error::Error as StdError;
 use std::process::ExitCode;
+
+use crate::config::ConfigError;
+use crate::doctor::DoctorError;
+use crate::infra::cidr::CidrError;
+use crate::infra::drift::DriftError;
+use crate::infra::tf::TfError;
+use crate::output::OutputError;
+use crate::pipeline::PipelineError;
 
 /// The four outcomes a caller (a person, Airflow, CI) can branch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -18,7 +29,7 @@ pub enum Exit {
     /// Usage or invalid input: bad flag, config, CIDR, year.
     Usage = 2,
     /// Blocked or could not evaluate: preflight refused, credentials
-    /// missing, host unreachable, terraform missing.
+    /// missing, host unreachable, terraform missing, the source down.
     Blocked = 3,
 }
 
@@ -34,47 +45,146 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// Bad input from the user: exit 2. The message names the input and the fix.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-/// Could not evaluate or refused to proceed: exit 3.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BlockedError(pub String);
-
-/// Library errors that know which exit class they belong to.
+/// The exit class of an error type.
 pub trait Classify {
     fn exit(&self) -> Exit;
 }
 
-/// Maps an error chain onto an exit code. The first typed error found in
-/// the chain decides; an unknown error is "could not evaluate" (3).
-pub fn classify(err: &anyhow::Error) -> Exit {
-    for cause in err.chain() {
-        if cause.is::<UsageError>() || cause.is::<clap::Error>() {
-            return Exit::Usage;
-        }
-        if cause.is::<BlockedError>() {
-            return Exit::Blocked;
-        }
-        if let Some(e) = cause.downcast_ref::<crate::config::ConfigError>() {
-            return e.exit();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::pipeline::PipelineError>() {
-            return e.exit();
+/// An error chain with no error of a listed type: a bug (a library error
+/// type missing from this module, or an untyped error), reported as one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unclassified;
+
+/// Maps an error chain onto its exit class: the first error in the chain
+/// whose type is listed in [`class_of`] decides.
+pub fn classify(err: &anyhow::Error) -> Result<Exit, Unclassified> {
+    err.chain().find_map(class_of).ok_or(Unclassified)
+}
+
+/// The one list of error types and their classes.
+fn class_of(e: &(dyn StdError + 'static)) -> Option<Exit> {
+    macro_rules! typed {
+        ($($t:ty),* $(,)?) => {
+            $(if let Some(e) = e.downcast_ref::<$t>() {
+                return Some(Classify::exit(e));
+            })*
+        };
+    }
+    typed!(
+        clap::Error,
+        ConfigError,
+        OutputError,
+        PipelineError,
+        DoctorError,
+        TfError,
+        DriftError,
+        CidrError,
+    );
+    None
+}
+
+impl Classify for clap::Error {
+    fn exit(&self) -> Exit {
+        Exit::Usage
+    }
+}
+
+impl Classify for ConfigError {
+    fn exit(&self) -> Exit {
+        Exit::Usage
+    }
+}
+
+/// The work may be done, but its report could not be delivered.
+impl Classify for OutputError {
+    fn exit(&self) -> Exit {
+        Exit::Blocked
+    }
+}
+
+impl Classify for PipelineError {
+    fn exit(&self) -> Exit {
+        match self {
+            PipelineError::Input(_) => Exit::Usage,
+            PipelineError::Blocked(_) | PipelineError::SourceUnavailable { .. } => Exit::Blocked,
         }
     }
-    Exit::Blocked
 }
 
-/// Shorthand for returning a usage error from anywhere.
-pub fn usage(msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(UsageError(msg.into()))
+impl Classify for DoctorError {
+    fn exit(&self) -> Exit {
+        match self {
+            DoctorError::UnknownCheck { .. }
+            | DoctorError::Host { .. }
+            | DoctorError::IdentityFile { .. }
+            | DoctorError::MinBuildx { .. } => Exit::Usage,
+        }
+    }
 }
 
-/// Shorthand for returning a blocked error from anywhere.
-pub fn blocked(msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(BlockedError(msg.into()))
+impl Classify for TfError {
+    fn exit(&self) -> Exit {
+        match self {
+            TfError::Invalid { .. } | TfError::NoStack { .. } | TfError::NeedsYes => Exit::Usage,
+            TfError::NotFound { .. }
+            | TfError::Spawn { .. }
+            | TfError::Failed { .. }
+            | TfError::StalePlan
+            | TfError::Locked { .. }
+            | TfError::PlanJson(_)
+            | TfError::Io { .. }
+            | TfError::Refused(_)
+            | TfError::Cancelled
+            | TfError::NoDoctorTarget
+            | TfError::S3 { .. } => Exit::Blocked,
+        }
+    }
+}
+
+impl Classify for DriftError {
+    fn exit(&self) -> Exit {
+        match self {
+            DriftError::Vars(_)
+            | DriftError::ReadTemplate { .. }
+            | DriftError::Template(_)
+            | DriftError::InvalidPolicy { .. }
+            | DriftError::NoRole => Exit::Usage,
+            DriftError::Live(_) => Exit::Blocked,
+        }
+    }
+}
+
+impl Classify for CidrError {
+    fn exit(&self) -> Exit {
+        Exit::Usage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_errors_decide_even_under_context() {
+        let e = anyhow::Error::new(PipelineError::SourceUnavailable {
+            url: "https://cms.example/api".into(),
+            reason: "HTTP 503 after 6 attempts".into(),
+        })
+        .context("planning the run");
+        assert_eq!(classify(&e), Ok(Exit::Blocked));
+        let e = anyhow::Error::new(TfError::NeedsYes);
+        assert_eq!(classify(&e), Ok(Exit::Usage));
+        let e = anyhow::Error::new(CidrError::Empty(String::new()));
+        assert_eq!(classify(&e), Ok(Exit::Usage));
+    }
+
+    #[test]
+    fn an_untyped_error_is_a_bug_not_a_silent_3() {
+        let io = std::io::Error::other("disk on fire");
+        assert_eq!(classify(&anyhow::Error::new(io)), Err(Unclassified));
+        assert_eq!(
+            classify(&anyhow::anyhow!("plain message")),
+            Err(Unclassified)
+        );
+    }
 }

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use openpay::exit::{Exit, classify};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -12,9 +13,16 @@ async fn main() -> ExitCode {
     match openpay::run(cli).await {
         Ok(exit) => exit.into(),
         Err(err) => {
-            let exit = openpay::exit::classify(&err);
             eprintln!("error: {err:#}");
-            exit.into()
+            match classify(&err) {
+                Ok(exit) => exit.into(),
+                Err(_) => {
+                    eprintln!(
+                        "error: this error has no exit class, which is a bug in openpay; please report it with the line above (exiting 3, could not evaluate)"
+                    );
+                    Exit::Blocked.into()
+                }
+            }
         }
     }
 }

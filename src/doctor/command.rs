@@ -8,6 +8,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::DoctorError;
 use super::catalog::{Catalog, CheckSpec, Scope};
 use super::check::CheckOptions;
 use super::checks::cloud_init;
@@ -19,7 +20,7 @@ use super::transport::{Transport, TransportError};
 use crate::Globals;
 use crate::aws::{AwsClients, AwsSettings};
 use crate::cli::{DoctorArgs, ReportFormat};
-use crate::exit::{Exit, UsageError, usage};
+use crate::exit::Exit;
 use crate::output;
 
 /// How often `--wait` asks cloud-init for its state.
@@ -29,9 +30,10 @@ pub async fn run(g: &Globals, args: DoctorArgs) -> anyhow::Result<Exit> {
     let catalog = Catalog::embedded();
     let min_buildx = &g.config.doctor.min_buildx;
     if super::version::parse_minimum(min_buildx).is_none() {
-        return Err(usage(format!(
-            "invalid [doctor] min_buildx `{min_buildx}`: expected a version such as \"0.17.0\" (openpay.toml or OPENPAY_DOCTOR_MIN_BUILDX)"
-        )));
+        return Err(DoctorError::MinBuildx {
+            value: min_buildx.clone(),
+        }
+        .into());
     }
     if args.list_checks {
         output::write(|out| list_checks(catalog, args.format, out))?;
@@ -39,7 +41,10 @@ pub async fn run(g: &Globals, args: DoctorArgs) -> anyhow::Result<Exit> {
     }
     if let Some(id) = &args.explain {
         let Some(spec) = catalog.get(id) else {
-            return Err(usage(catalog.unknown_id_message("--explain", id)));
+            return Err(DoctorError::UnknownCheck {
+                message: catalog.unknown_id_message("--explain", id),
+            }
+            .into());
         };
         output::write(|out| explain(spec, out))?;
         return Ok(Exit::Success);
@@ -111,7 +116,7 @@ async fn connect_all(args: &DoctorArgs) -> Vec<HostTarget> {
 
 /// Rejects bad `--host` values and a missing `--identity-file` before any
 /// connection is tried: bad input is exit 2, not an unreachable host.
-fn validate_ssh_args(args: &DoctorArgs) -> Result<(), UsageError> {
+fn validate_ssh_args(args: &DoctorArgs) -> Result<(), DoctorError> {
     for host in &args.hosts {
         SshTarget::parse(host)?;
     }
@@ -121,10 +126,7 @@ fn validate_ssh_args(args: &DoctorArgs) -> Result<(), UsageError> {
         .filter(|_| !args.hosts.is_empty())
         && !key.is_file()
     {
-        return Err(UsageError(format!(
-            "--identity-file {}: no such file; pass the path of the private key (e.g. ~/.ssh/ingest.pem)",
-            key.display()
-        )));
+        return Err(DoctorError::IdentityFile { path: key.clone() });
     }
     Ok(())
 }

@@ -4,9 +4,12 @@ pub mod catalog;
 pub mod check;
 pub mod checks;
 pub mod command;
+mod error;
 pub mod gate;
 pub mod render;
 pub mod report;
 pub mod runner;
 pub mod transport;
 pub mod version;
+
+pub use error::DoctorError;

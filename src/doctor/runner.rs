@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use tokio::task::JoinSet;
 
+use super::DoctorError;
 use super::catalog::{Catalog, CheckSpec, Scope};
 use super::check::{CheckCtx, CheckFn, CheckOptions, Outcome};
 use super::checks;
@@ -18,7 +19,6 @@ use super::report::{CheckResult, HostReport, Report};
 use super::transport::{Transport, TransportError};
 use crate::aws::AwsClients;
 use crate::config::Config;
-use crate::exit::UsageError;
 
 /// A host to check: its transport, or why it could not be reached.
 pub struct HostTarget {
@@ -49,10 +49,12 @@ pub fn select<'c>(
     catalog: &'c Catalog,
     only: &[String],
     skip: &[String],
-) -> Result<Vec<&'c CheckSpec>, UsageError> {
+) -> Result<Vec<&'c CheckSpec>, DoctorError> {
     for (flag, ids) in [("--only", only), ("--skip", skip)] {
         if let Some(bad) = ids.iter().find(|id| catalog.get(id).is_none()) {
-            return Err(UsageError(catalog.unknown_id_message(flag, bad)));
+            return Err(DoctorError::UnknownCheck {
+                message: catalog.unknown_id_message(flag, bad),
+            });
         }
     }
     Ok(catalog

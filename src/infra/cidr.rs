@@ -8,10 +8,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use anyhow::Context;
 use ipnet::IpNet;
 
 use crate::cli::CidrArgs;
-use crate::exit::{Exit, usage};
+use crate::exit::Exit;
 use crate::output;
 
 /// Why a pattern is not an acceptable network. Each message names the
@@ -151,8 +152,7 @@ pub fn command(args: &CidrArgs) -> anyhow::Result<Exit> {
         .patterns
         .iter()
         .map(|p| parse_cidr(p))
-        .collect::<Result<_, _>>()
-        .map_err(|e| usage(e.to_string()))?;
+        .collect::<Result<_, _>>()?;
     match &args.contains {
         None => {
             for net in &nets {
@@ -161,7 +161,7 @@ pub fn command(args: &CidrArgs) -> anyhow::Result<Exit> {
             Ok(Exit::Success)
         }
         Some(addr) => {
-            let inner = parse_cidr(addr).map_err(|e| usage(format!("--contains {e}")))?;
+            let inner = parse_cidr(addr).context("--contains")?;
             match nets.iter().find(|n| n.contains(&inner)) {
                 Some(n) => {
                     output::line(format_args!("yes: {inner} is inside {n}"))?;

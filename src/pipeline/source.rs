@@ -103,8 +103,10 @@ impl Source {
         }
     }
 
-    /// Fetches and parses the catalog. Unreachable is "blocked" (3);
-    /// a catalog that is not the DKAN shape is bad input (2).
+    /// Fetches and parses the catalog. A host that is unreachable, keeps
+    /// failing, or answers something that is not JSON at all (an HTML
+    /// maintenance page) could not be evaluated (3); JSON that is not the
+    /// DKAN shape, or a local catalog that does not parse, is bad input (2).
     pub async fn catalog(&self, retry: &RetryPolicy) -> Result<Vec<CatalogEntry>, PipelineError> {
         let (origin, text) = match self {
             Source::Dir { root } => {
@@ -119,7 +121,14 @@ impl Source {
             }
             Source::Http { base, client } => {
                 let url = base.join(CATALOG_PATH).expect("constant path joins");
-                (url.to_string(), fetch_text(client, &url, retry).await?)
+                let text = fetch_text(client, &url, retry).await?;
+                if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_err() {
+                    return Err(PipelineError::SourceUnavailable {
+                        url: url.to_string(),
+                        reason: format!("answered {} instead of the JSON catalog", sniff(&text)),
+                    });
+                }
+                (url.to_string(), text)
             }
         };
         parse_catalog(&text).map_err(|e| PipelineError::Input(format!("catalog {origin}: {e}")))
@@ -195,13 +204,32 @@ async fn fetch_text(
             Err(e) => (format!("{e}"), None),
         };
         if attempt >= retry.max_attempts {
-            return Err(PipelineError::Blocked(format!(
-                "catalog {url} unreachable after {attempt} attempts ({err}); check the network or --source-url"
-            )));
+            return Err(PipelineError::SourceUnavailable {
+                url: url.to_string(),
+                reason: format!("failed {attempt} times (last: {err})"),
+            });
         }
         let delay = retry.delay(attempt, retry_after);
         tracing::warn!(%url, attempt, error = %err, delay_ms = delay.as_millis() as u64, "catalog fetch failed; retrying");
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// What a non-JSON answer looks like, for the error: an HTML page's title
+/// (CDNs and maintenance pages have one), else its first characters.
+fn sniff(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let title = lower.find("<title>").and_then(|start| {
+        let rest = &text[start + 7..];
+        rest.find('<').map(|end| rest[..end].trim().to_string())
+    });
+    match title {
+        Some(t) if !t.is_empty() => format!("an HTML page titled {t:?}"),
+        _ if lower.trim_start().starts_with('<') => "an HTML page".to_string(),
+        _ => {
+            let head: String = text.trim().chars().take(40).collect();
+            format!("{head:?}")
+        }
     }
 }
 

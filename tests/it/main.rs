@@ -13,4 +13,5 @@ mod pipeline;
 mod pipes;
 mod ssh;
 mod standalone;
+mod taxonomy;
 mod tf;

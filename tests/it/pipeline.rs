@@ -370,12 +370,13 @@ fn bad_inputs_exit_2_with_a_clear_message() {
 #[test]
 fn malformed_catalog_is_exit_2() {
     let cms = CmsServer::start();
-    cms.set_raw_catalog("<html>maintenance</html>");
+    // JSON, but not the DKAN list (an HTML page instead is an outage: 3).
+    cms.set_raw_catalog(r#"{"not": "a list"}"#);
     let env = Env::new();
     let o = env.run(&cms, &[]);
     assert_eq!(code(&o), 2, "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("not valid JSON"),
+        String::from_utf8_lossy(&o.stderr).contains("expected a JSON array"),
         "{}",
         text(&o)
     );

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use ssh2::{MethodType, Session};
 
 use super::{CmdOutput, Transport, TransportError};
-use crate::exit::UsageError;
+use crate::doctor::DoctorError;
 use config::SshConfig;
 use known_hosts::{HostKey, KnownHostsFile, Verdict};
 
@@ -41,11 +41,10 @@ pub struct SshTarget {
 }
 
 impl SshTarget {
-    pub fn parse(s: &str) -> Result<Self, UsageError> {
-        let bad = |why: &str| {
-            UsageError(format!(
-                "invalid --host {s:?}: {why}; expected USER@ADDR[:PORT], e.g. ec2-user@203.0.113.10 or ec2-user@[2001:db8::1]:2222"
-            ))
+    pub fn parse(s: &str) -> Result<Self, DoctorError> {
+        let bad = |why: &str| DoctorError::Host {
+            input: s.to_string(),
+            why: why.to_string(),
         };
         let s_trim = s.trim();
         if s_trim.is_empty() {
@@ -59,7 +58,7 @@ impl SshTarget {
             Some((u, r)) => (Some(u.to_string()), r),
             None => (None, s_trim),
         };
-        let parse_port = |p: &str| -> Result<u16, UsageError> {
+        let parse_port = |p: &str| -> Result<u16, DoctorError> {
             match p.parse::<u16>() {
                 Ok(n) if n > 0 => Ok(n),
                 _ => Err(bad(&format!("port {p:?} is not a number from 1 to 65535"))),

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use crate::Globals;
 use crate::aws::{AwsClients, AwsSettings};
 use crate::cli::{DriftArgs, TextOrJson};
-use crate::exit::{Exit, blocked, usage};
+use crate::exit::Exit;
 use crate::infra::policy::PolicyDocument;
 use crate::output;
 
+use super::DriftError;
 use super::diff::compare;
 use super::live::read_role_policies;
 use super::render::Report;
@@ -20,7 +21,7 @@ use super::template::{parse_vars, render};
 pub const DEFAULT_TEMPLATE: &str = "terraform/policies/runner.json.tftpl";
 
 pub async fn run(g: &Globals, args: DriftArgs) -> anyhow::Result<Exit> {
-    let mut vars = parse_vars(&args.vars).map_err(usage)?;
+    let mut vars = parse_vars(&args.vars).map_err(DriftError::Vars)?;
     if !vars.contains_key("bucket")
         && let Some(b) = &g.config.aws.bucket
     {
@@ -36,9 +37,7 @@ pub async fn run(g: &Globals, args: DriftArgs) -> anyhow::Result<Exit> {
         .role
         .clone()
         .or_else(|| g.config.aws.role_name.clone())
-        .ok_or_else(|| {
-            usage("no role to compare: pass --role NAME or set [aws] role_name in openpay.toml (terraform's outputs.json role_name also works)")
-        })?;
+        .ok_or(DriftError::NoRole)?;
     let bucket = vars.get("bucket").cloned().unwrap_or_default();
 
     let aws = AwsClients::load(&AwsSettings {
@@ -48,7 +47,7 @@ pub async fn run(g: &Globals, args: DriftArgs) -> anyhow::Result<Exit> {
     .await;
     let live = read_role_policies(&aws.iam(), &role)
         .await
-        .map_err(|e| blocked(e.to_string()))?;
+        .map_err(DriftError::Live)?;
 
     let repo_name = format!(
         "repo:{}",
@@ -85,17 +84,14 @@ pub async fn run(g: &Globals, args: DriftArgs) -> anyhow::Result<Exit> {
 fn desired_policy(
     path: &Path,
     vars: &std::collections::BTreeMap<String, String>,
-) -> anyhow::Result<PolicyDocument> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        usage(format!(
-            "cannot read policy template {shown}: {e}; run from the repository root or pass --policy FILE"
-        ))
+) -> Result<PolicyDocument, DriftError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DriftError::ReadTemplate {
+        path: path.to_path_buf(),
+        source,
     })?;
-    let rendered = render(&shown, &text, vars).map_err(|e| usage(e.to_string()))?;
-    PolicyDocument::parse(&rendered).map_err(|e| {
-        usage(format!(
-            "policy template {shown} does not render to a valid IAM policy: {e}"
-        ))
+    let rendered = render(&path.display().to_string(), &text, vars)?;
+    PolicyDocument::parse(&rendered).map_err(|source| DriftError::InvalidPolicy {
+        path: path.to_path_buf(),
+        source,
     })
 }

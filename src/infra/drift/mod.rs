@@ -6,6 +6,9 @@
 
 pub mod command;
 pub mod diff;
+mod error;
 pub mod live;
 pub mod render;
 pub mod template;
+
+pub use error::DriftError;

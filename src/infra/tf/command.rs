@@ -5,8 +5,6 @@
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
 use super::TfError;
 use super::binary;
 use super::bucket;
@@ -20,16 +18,19 @@ use crate::Globals;
 use crate::aws::{AwsClients, AwsSettings};
 use crate::cli::{TableOrJson, TfAction, TfArgs, TfCommon};
 use crate::config::OUTPUTS_FILE;
-use crate::exit::{Exit, blocked, usage};
+use crate::exit::Exit;
 use crate::output::{self, OutputError};
 
 /// The saved plan, relative to the directory openpay runs in.
 pub const PLAN_FILE: &str = ".openpay/tfplan";
 
 pub async fn run(g: &Globals, args: TfArgs) -> anyhow::Result<Exit> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let ctx = Ctx::new(&args.common, &cwd, !matches!(args.action, TfAction::Output))
-        .map_err(TfError::into_anyhow)?;
+    let cwd = std::env::current_dir().map_err(|source| TfError::Io {
+        action: "read",
+        path: PathBuf::from("."),
+        source,
+    })?;
+    let ctx = Ctx::new(&args.common, &cwd, !matches!(args.action, TfAction::Output))?;
     match args.action {
         TfAction::Plan { detailed_exitcode } => ctx.plan_cmd(detailed_exitcode),
         TfAction::Apply => ctx.apply_cmd().await,
@@ -159,7 +160,7 @@ impl Ctx {
     }
 
     fn plan_cmd(&self, detailed_exitcode: bool) -> anyhow::Result<Exit> {
-        let (exit, plan) = self.make_plan(false).map_err(TfError::into_anyhow)?;
+        let (exit, plan) = self.make_plan(false)?;
         let risks = risk::assess(&plan);
         self.show(exit, &plan, &risks)?;
         if self.format == TableOrJson::Table && exit == PlanExit::Changes {
@@ -175,7 +176,7 @@ impl Ctx {
     }
 
     async fn apply_cmd(&self) -> anyhow::Result<Exit> {
-        let (exit, plan) = self.make_plan(false).map_err(TfError::into_anyhow)?;
+        let (exit, plan) = self.make_plan(false)?;
         let risks = risk::assess(&plan);
         self.show(exit, &plan, &risks)?;
         if !risks.is_empty() {
@@ -184,11 +185,12 @@ impl Ctx {
                     .iter()
                     .map(|r| format!("{} ({})", r.code, r.address))
                     .collect();
-                return Err(blocked(format!(
+                return Err(TfError::Refused(format!(
                     "apply refused: the plan has {} risky change(s): {}; fix the configuration, or pass --allow-risky if they are intended",
                     risks.len(),
                     codes.join(", ")
-                )));
+                ))
+                .into());
             }
             tracing::warn!(
                 count = risks.len(),
@@ -197,12 +199,10 @@ impl Ctx {
         }
         if exit == PlanExit::Changes {
             tracing::info!("terraform apply {PLAN_FILE}");
-            self.tf
-                .apply(&self.planfile)
-                .map_err(TfError::into_anyhow)?;
+            self.tf.apply(&self.planfile)?;
         }
         let _ = std::fs::remove_file(&self.planfile);
-        let outputs = self.save_outputs().map_err(TfError::into_anyhow)?;
+        let outputs = self.save_outputs()?;
         match self.format {
             TableOrJson::Table => output::line(format_args!(
                 "\nApply complete. Outputs (saved to {OUTPUTS_FILE}):\n{}",
@@ -229,18 +229,19 @@ impl Ctx {
             outputs::string(outputs, "ssh_user"),
             outputs::string(outputs, "public_ip"),
         ) else {
-            return Err(blocked(
-                "cannot run the doctor: the outputs have no ssh_user/public_ip; run `openpay doctor --host USER@ADDR --wait` yourself, or pass --no-doctor",
-            ));
+            return Err(TfError::NoDoctorTarget.into());
         };
-        let exe = std::env::current_exe()
-            .context("cannot find the openpay executable to run the doctor")?;
+        let spawn_error = |source| TfError::Spawn {
+            program: "openpay doctor".into(),
+            source,
+        };
+        let exe = std::env::current_exe().map_err(spawn_error)?;
         let host = format!("{user}@{ip}");
         tracing::info!(%host, "openpay doctor --host {host} --wait");
         let status = std::process::Command::new(exe)
             .args(["doctor", "--host", &host, "--wait"])
             .status()
-            .context("cannot run openpay doctor")?;
+            .map_err(spawn_error)?;
         Ok(match status.code() {
             Some(0) => Exit::Success,
             Some(1) => Exit::Findings,
@@ -250,9 +251,7 @@ impl Ctx {
     }
 
     fn output_cmd(&self) -> anyhow::Result<Exit> {
-        let outputs =
-            outputs::parse_redacted(&self.tf.output_json().map_err(TfError::into_anyhow)?)
-                .map_err(TfError::into_anyhow)?;
+        let outputs = outputs::parse_redacted(&self.tf.output_json()?)?;
         match self.format {
             TableOrJson::Table => output::line(render::outputs_table(&outputs))?,
             TableOrJson::Json => output::line(render::outputs_json(&outputs))?,
@@ -261,7 +260,7 @@ impl Ctx {
     }
 
     async fn destroy_cmd(&self, g: &Globals, yes: bool, force: bool) -> anyhow::Result<Exit> {
-        let (exit, plan) = self.make_plan(true).map_err(TfError::into_anyhow)?;
+        let (exit, plan) = self.make_plan(true)?;
         self.show(exit, &plan, &[])?;
         if exit == PlanExit::NoChanges || plan.changes.is_empty() {
             let _ = std::fs::remove_file(&self.planfile);
@@ -276,14 +275,12 @@ impl Ctx {
             })
             .await;
             let s3 = clients.s3();
-            if bucket::holds_objects(&s3, name)
-                .await
-                .map_err(TfError::into_anyhow)?
-            {
+            if bucket::holds_objects(&s3, name).await? {
                 if !force {
-                    return Err(blocked(format!(
+                    return Err(TfError::Refused(format!(
                         "destroy refused: bucket {name} still holds objects (the raw zone); copy what you need, then rerun with --force to delete every object version and the bucket"
-                    )));
+                    ))
+                    .into());
                 }
                 to_empty.push((name.clone(), s3));
             }
@@ -292,15 +289,11 @@ impl Ctx {
             confirm(&plan)?;
         }
         for (name, s3) in &to_empty {
-            let n = bucket::empty(s3, name)
-                .await
-                .map_err(TfError::into_anyhow)?;
+            let n = bucket::empty(s3, name).await?;
             tracing::warn!(bucket = %name, versions = n, "--force: deleted every object version");
         }
         tracing::info!("terraform apply (destroy) {PLAN_FILE}");
-        self.tf
-            .apply(&self.planfile)
-            .map_err(TfError::into_anyhow)?;
+        self.tf.apply(&self.planfile)?;
         let _ = std::fs::remove_file(&self.planfile);
         let _ = std::fs::remove_file(&self.outputs_file);
         output::line(format_args!(
@@ -341,9 +334,7 @@ fn doomed_buckets(plan: &Plan, config_region: Option<&str>) -> Vec<(String, Opti
 fn confirm(plan: &Plan) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        return Err(usage(
-            "openpay tf destroy needs --yes when stdin is not a terminal (nothing was destroyed)",
-        ));
+        return Err(TfError::NeedsYes.into());
     }
     output::write(|out| {
         write!(
@@ -356,11 +347,13 @@ fn confirm(plan: &Plan) -> anyhow::Result<()> {
     stdin
         .lock()
         .read_line(&mut line)
-        .context("cannot read the confirmation")?;
+        .map_err(|source| TfError::Io {
+            action: "read the confirmation from",
+            path: PathBuf::from("stdin"),
+            source,
+        })?;
     if line.trim() != "destroy" {
-        return Err(blocked(
-            "destroy cancelled: the confirmation did not match (nothing was destroyed)",
-        ));
+        return Err(TfError::Cancelled.into());
     }
     Ok(())
 }

@@ -1,8 +1,6 @@
-//! Errors of the terraform wrapper, each with the exit class it maps to.
+//! Errors of the terraform wrapper (their exit classes: `exit.rs`).
 
 use std::path::PathBuf;
-
-use crate::exit::{Classify, Exit};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -42,31 +40,21 @@ pub enum TfError {
         #[source]
         source: std::io::Error,
     },
+    /// The risk gate or a destroy safeguard said no.
     #[error("{0}")]
     Refused(String),
+    #[error("openpay tf destroy needs --yes when stdin is not a terminal (nothing was destroyed)")]
+    NeedsYes,
+    #[error("destroy cancelled: the confirmation did not match (nothing was destroyed)")]
+    Cancelled,
+    #[error(
+        "cannot run the doctor: the outputs have no ssh_user/public_ip; run `openpay doctor --host USER@ADDR --wait` yourself, or pass --no-doctor"
+    )]
+    NoDoctorTarget,
     #[error("S3 {operation} on bucket {bucket} failed: {message}")]
     S3 {
         operation: &'static str,
         bucket: String,
         message: String,
     },
-}
-
-impl Classify for TfError {
-    fn exit(&self) -> Exit {
-        match self {
-            TfError::Invalid { .. } | TfError::NoStack { .. } => Exit::Usage,
-            _ => Exit::Blocked,
-        }
-    }
-}
-
-impl TfError {
-    /// Wraps the error so `exit::classify` maps it onto its exit class.
-    pub fn into_anyhow(self) -> anyhow::Error {
-        match self.exit() {
-            Exit::Usage => crate::exit::usage(self.to_string()),
-            _ => crate::exit::blocked(self.to_string()),
-        }
-    }
 }
