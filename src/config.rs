@@ -13,6 +13,27 @@ use serde::Deserialize;
 /// Where `openpay tf apply` leaves the stack outputs (sensitive values redacted).
 pub const OUTPUTS_FILE: &str = ".openpay/outputs.json";
 
+/// Parallel file transfers allowed (`[pipeline] jobs`, `--jobs`).
+pub const JOBS: std::ops::RangeInclusive<usize> = 1..=64;
+
+/// Every configuration variable, as `OPENPAY_{SECTION}_{KEY}` without the
+/// `OPENPAY_` prefix. Other `OPENPAY_*` variables (`OPENPAY_LOG`, the test
+/// kit's, docker-compose's) are not configuration, unless they are one
+/// typo away from a name here.
+const ENV_KEYS: &[&str] = &[
+    "AWS_REGION",
+    "AWS_BUCKET",
+    "AWS_ROLE_NAME",
+    "PIPELINE_WORK_DIR",
+    "PIPELINE_SOURCE_URL",
+    "PIPELINE_JOBS",
+    "DOCTOR_ALLOWED_SSH_CIDRS",
+    "DOCTOR_SECURITY_GROUP_IDS",
+    "DOCTOR_MIN_BUILDX",
+];
+
+const SECTIONS: &[&str] = &["AWS", "PIPELINE", "DOCTOR"];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(
@@ -25,6 +46,13 @@ pub enum ConfigError {
     },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A value of the file that parses but is not allowed; names the key.
+    #[error("invalid config file {path}: {key} {message}")]
+    Value {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
     #[error("invalid environment variable {var}: {message}")]
     Env { var: String, message: String },
     #[error(
@@ -119,10 +147,29 @@ impl Config {
                 path: path.clone(),
                 message: one_line(&e.to_string()),
             })?;
+            from_file.check_values(&path)?;
             cfg.merge_file(from_file);
         }
         cfg.apply_env(env)?;
         Ok(cfg)
+    }
+
+    /// Values the types allow but the program does not, named by file and
+    /// key (not by the flag the user never typed).
+    fn check_values(&self, path: &Path) -> Result<(), ConfigError> {
+        if !JOBS.contains(&self.pipeline.jobs) {
+            return Err(ConfigError::Value {
+                path: path.to_path_buf(),
+                key: "[pipeline] jobs",
+                message: format!(
+                    "= {}: use a number from {} to {}",
+                    self.pipeline.jobs,
+                    JOBS.start(),
+                    JOBS.end()
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// A file value wins over a terraform output only when it was set.
@@ -172,46 +219,80 @@ impl Config {
             let Some(rest) = var.strip_prefix("OPENPAY_") else {
                 continue;
             };
-            let Some((section, key)) = ["AWS_", "PIPELINE_", "DOCTOR_"]
-                .iter()
-                .find_map(|s| rest.strip_prefix(s).map(|k| (s.trim_end_matches('_'), k)))
-            else {
-                continue;
-            };
             let bad = |message: String| ConfigError::Env {
                 var: var.clone(),
                 message,
             };
-            match (section, key) {
-                ("AWS", "REGION") => self.aws.region = Some(value.clone()),
-                ("AWS", "BUCKET") => self.aws.bucket = Some(value.clone()),
-                ("AWS", "ROLE_NAME") => self.aws.role_name = Some(value.clone()),
-                ("PIPELINE", "WORK_DIR") => self.pipeline.work_dir = PathBuf::from(value),
-                ("PIPELINE", "SOURCE_URL") => self.pipeline.source_url = value.clone(),
-                ("PIPELINE", "JOBS") => {
-                    self.pipeline.jobs =
-                        value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                            bad(format!("`{value}` is not a positive whole number"))
+            match rest {
+                "AWS_REGION" => self.aws.region = Some(value.clone()),
+                "AWS_BUCKET" => self.aws.bucket = Some(value.clone()),
+                "AWS_ROLE_NAME" => self.aws.role_name = Some(value.clone()),
+                "PIPELINE_WORK_DIR" => self.pipeline.work_dir = PathBuf::from(value),
+                "PIPELINE_SOURCE_URL" => self.pipeline.source_url = value.clone(),
+                "PIPELINE_JOBS" => {
+                    self.pipeline.jobs = value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|n| JOBS.contains(n))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "`{value}` is not a number from {} to {}",
+                                JOBS.start(),
+                                JOBS.end()
+                            ))
                         })?
                 }
-                ("DOCTOR", "ALLOWED_SSH_CIDRS") => {
-                    self.doctor.allowed_ssh_cidrs = split_list(value)
-                }
-                ("DOCTOR", "SECURITY_GROUP_IDS") => {
-                    self.doctor.security_group_ids = split_list(value)
-                }
-                ("DOCTOR", "MIN_BUILDX") => self.doctor.min_buildx = value.clone(),
-                (section, key) => {
-                    return Err(bad(format!(
-                        "unknown key `{}` in section [{}]; see the Configuration section of README.md",
-                        key.to_lowercase(),
-                        section.to_lowercase()
-                    )));
+                "DOCTOR_ALLOWED_SSH_CIDRS" => self.doctor.allowed_ssh_cidrs = split_list(value),
+                "DOCTOR_SECURITY_GROUP_IDS" => self.doctor.security_group_ids = split_list(value),
+                "DOCTOR_MIN_BUILDX" => self.doctor.min_buildx = value.clone(),
+                other => {
+                    if let Some(message) = unknown_env_key(other) {
+                        return Err(bad(message));
+                    }
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Why `OPENPAY_{rest}` is refused, or `None` when it is not meant as
+/// configuration: a variable in a config section that names no key, or
+/// one a typo away from a configuration variable (`OPENPAY_PIPELNE_JOBS`).
+fn unknown_env_key(rest: &str) -> Option<String> {
+    let closest = ENV_KEYS
+        .iter()
+        .map(|k| (strsim::levenshtein(rest, k), *k))
+        .min()
+        .filter(|(d, _)| *d <= 3)
+        .map(|(_, k)| k);
+    let section = rest.split('_').next().unwrap_or_default();
+    let in_section = SECTIONS.contains(&section);
+    // A section name misspelt: one edit per four letters (PIPELNE, DOCTR);
+    // AWS is too short to tell a typo from another word.
+    let near_section = SECTIONS
+        .iter()
+        .any(|s| strsim::levenshtein(section, s) <= s.len() / 4);
+    let typo = closest.filter(|k| strsim::levenshtein(rest, k) <= 2);
+    if !in_section && !near_section && typo.is_none() {
+        return None;
+    }
+    let hint = match closest {
+        Some(k) => format!("did you mean OPENPAY_{k}?"),
+        None => "see the Configuration section of README.md".to_string(),
+    };
+    Some(if in_section {
+        format!(
+            "unknown key `{}` in section [{}]; {hint}",
+            rest.get(section.len() + 1..)
+                .unwrap_or_default()
+                .to_lowercase(),
+            section.to_lowercase()
+        )
+    } else {
+        format!("not a configuration variable; {hint}")
+    })
 }
 
 fn split_list(v: &str) -> Vec<String> {
@@ -295,6 +376,68 @@ mod tests {
     #[test]
     fn bad_jobs_env() {
         assert!(load(None, &[("OPENPAY_PIPELINE_JOBS", "zero")]).is_err());
+        assert!(load(None, &[("OPENPAY_PIPELINE_JOBS", "65")]).is_err());
+    }
+
+    #[test]
+    fn every_env_key_is_applied() {
+        for key in ENV_KEYS {
+            let var = format!("OPENPAY_{key}");
+            let c = load(None, &[(var.as_str(), "7")]).unwrap();
+            assert_ne!(c, Config::default(), "{var} changed nothing");
+        }
+    }
+
+    #[test]
+    fn a_misspelt_section_is_refused_with_the_name_meant() {
+        for (typo, meant) in [
+            ("OPENPAY_PIPELNE_JOBS", "OPENPAY_PIPELINE_JOBS"),
+            ("OPENPAY_DOCTR_MIN_BUILDX", "OPENPAY_DOCTOR_MIN_BUILDX"),
+            ("OPENPAY_AWS_BUKKET", "OPENPAY_AWS_BUCKET"),
+            ("OPENPAY_AWSREGION", "OPENPAY_AWS_REGION"),
+            ("OPENPAY_PIPELINE_WORKDIR", "OPENPAY_PIPELINE_WORK_DIR"),
+        ] {
+            let e = load(None, &[(typo, "4")]).unwrap_err().to_string();
+            assert!(e.contains(typo), "{e}");
+            assert!(e.contains(&format!("did you mean {meant}?")), "{e}");
+        }
+        let e = load(None, &[("OPENPAY_PIPELINE", "x")]).unwrap_err();
+        assert!(e.to_string().contains("OPENPAY_PIPELINE"), "{e}");
+    }
+
+    #[test]
+    fn other_openpay_variables_in_use_are_not_configuration() {
+        // OPENPAY_LOG, docker-compose's and the test kit's variables.
+        for var in [
+            "OPENPAY_LOG",
+            "OPENPAY_YEAR",
+            "OPENPAY_DATASET",
+            "OPENPAY_JOBS",
+            "OPENPAY_BUCKET",
+            "OPENPAY_BIN",
+            "OPENPAY_VENV",
+            "OPENPAY_TF_MIRROR",
+            "OPENPAY_DRIFT_ROLE_ARN",
+            "OPENPAY_RUNNER_ROLE",
+            "OPENPAY_BOOTSTRAP_LOG",
+            "OPENPAY_CHECKOV_VENV",
+            "OPENPAY_TEST_HOST_ROOT",
+            "OPENPAY_TEST_LINT",
+        ] {
+            assert!(load(None, &[(var, "1")]).is_ok(), "{var}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_file_value_names_the_file_and_key() {
+        let e = load(Some("[pipeline]\njobs = 0\n"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("openpay.toml") && e.contains("[pipeline] jobs"),
+            "{e}"
+        );
+        assert!(!e.contains("--jobs"), "names no flag: {e}");
     }
 
     #[test]

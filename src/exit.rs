@@ -16,6 +16,7 @@ use crate::doctor::DoctorError;
 use crate::infra::cidr::CidrError;
 use crate::infra::drift::DriftError;
 use crate::infra::tf::TfError;
+use crate::logging::LogError;
 use crate::output::OutputError;
 use crate::pipeline::PipelineError;
 
@@ -73,6 +74,7 @@ fn class_of(e: &(dyn StdError + 'static)) -> Option<Exit> {
     typed!(
         clap::Error,
         ConfigError,
+        LogError,
         OutputError,
         PipelineError,
         DoctorError,
@@ -90,6 +92,12 @@ impl Classify for clap::Error {
 }
 
 impl Classify for ConfigError {
+    fn exit(&self) -> Exit {
+        Exit::Usage
+    }
+}
+
+impl Classify for LogError {
     fn exit(&self) -> Exit {
         Exit::Usage
     }

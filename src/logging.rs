@@ -18,15 +18,34 @@ pub enum LogFormat {
     Json,
 }
 
+/// `OPENPAY_LOG` is not a valid env-filter directive.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid environment variable OPENPAY_LOG `{value}`: {message}; use an env-filter directive such as `debug`, `openpay=debug` or `openpay::pipeline=trace,warn`, or unset it"
+)]
+pub struct LogError {
+    value: String,
+    message: String,
+}
+
 /// Installs the global subscriber. `OPENPAY_LOG` (an env-filter directive)
-/// overrides the level chosen by `-v`.
-pub fn init(verbose: u8, format: LogFormat) {
+/// overrides the level chosen by `-v`; an invalid one is refused rather
+/// than silently replaced by the default.
+pub fn init(verbose: u8, format: LogFormat) -> Result<(), LogError> {
     let default = match verbose {
         0 => "openpay=info,warn",
         1 => "openpay=debug,info",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("OPENPAY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = match std::env::var("OPENPAY_LOG") {
+        Ok(value) if !value.trim().is_empty() => {
+            EnvFilter::try_new(&value).map_err(|e| LogError {
+                message: e.to_string(),
+                value,
+            })?
+        }
+        _ => EnvFilter::new(default),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -36,6 +55,7 @@ pub fn init(verbose: u8, format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    Ok(())
 }
 
 /// Whether stderr may carry ANSI colour: a terminal, and no `NO_COLOR`.

@@ -9,8 +9,11 @@ use openpay::exit::{Exit, classify};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = openpay::cli::Cli::parse();
-    openpay::logging::init(cli.verbose, cli.log_format);
-    match openpay::run(cli).await {
+    let result = match openpay::logging::init(cli.verbose, cli.log_format) {
+        Ok(()) => openpay::run(cli).await,
+        Err(e) => Err(e.into()),
+    };
+    match result {
         Ok(exit) => exit.into(),
         Err(err) => {
             eprintln!("error: {err:#}");

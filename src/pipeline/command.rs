@@ -16,6 +16,7 @@ use super::store::{Destination, LocalStore, S3Store};
 use crate::Globals;
 use crate::aws::{AwsClients, AwsSettings};
 use crate::cli::{Dataset, LogFormat, RunArgs};
+use crate::config::JOBS;
 use crate::exit::Exit;
 use crate::output::{self, OutputError};
 
@@ -88,12 +89,15 @@ async fn settings(g: &Globals, args: RunArgs) -> Result<RunSettings, PipelineErr
     };
     datasets.sort_unstable();
     datasets.dedup();
-    let jobs = args.jobs.unwrap_or(g.config.pipeline.jobs);
-    if !(1..=64).contains(&jobs) {
+    // The configured value is checked where it is read (file, env).
+    if let Some(jobs) = args.jobs.filter(|j| !JOBS.contains(j)) {
         return Err(PipelineError::Input(format!(
-            "--jobs {jobs}: use a number from 1 to 64"
+            "--jobs {jobs}: use a number from {} to {}",
+            JOBS.start(),
+            JOBS.end()
         )));
     }
+    let jobs = args.jobs.unwrap_or(g.config.pipeline.jobs);
     if let Some(id) = &args.run_id {
         check_run_id(id)?;
     }

@@ -13,5 +13,6 @@ mod pipeline;
 mod pipes;
 mod ssh;
 mod standalone;
+mod strict_config;
 mod taxonomy;
 mod tf;
