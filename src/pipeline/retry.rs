@@ -31,17 +31,36 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Delay before retry number `attempt` (1-based): the server's
-    /// Retry-After when given, else full jitter over `base * 2^(attempt-1)`.
+    /// Retry-After when given, else full jitter.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        self.delay_with(&mut fastrand::Rng::new(), attempt, retry_after)
+    }
+
+    /// [`delay`](Self::delay) drawing from `rng` (tests seed it).
+    ///
+    /// Full jitter, as AWS recommends ("Exponential Backoff And Jitter",
+    /// AWS Architecture Blog): uniform in `[0, ceiling]` where the ceiling
+    /// is `min(cap, base * 2^(attempt-1))`. Drawing from the whole range,
+    /// not its upper half, spreads clients that failed together the most.
+    pub fn delay_with(
+        &self,
+        rng: &mut fastrand::Rng,
+        attempt: u32,
+        retry_after: Option<Duration>,
+    ) -> Duration {
         if let Some(ra) = retry_after {
             return ra.min(self.max_retry_after);
         }
+        let ceiling = self.ceiling(attempt).as_millis() as u64;
+        Duration::from_millis(rng.u64(0..=ceiling))
+    }
+
+    /// The most [`delay`](Self::delay) waits before retry `attempt`.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
         let exp = self
             .base
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        let ceiling = exp.min(self.cap);
-        let millis = ceiling.as_millis() as u64;
-        Duration::from_millis(fastrand::u64(millis / 2..=millis.max(1)))
+        exp.min(self.cap)
     }
 }
 
@@ -84,22 +103,57 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
+    fn ceiling_grows_and_is_capped() {
         let p = RetryPolicy {
             base: Duration::from_millis(100),
             cap: Duration::from_millis(800),
             ..Default::default()
         };
-        for _ in 0..50 {
-            let d1 = p.delay(1, None);
+        let ceilings: Vec<u64> = (1..=6).map(|a| p.ceiling(a).as_millis() as u64).collect();
+        assert_eq!(ceilings, [100, 200, 400, 800, 800, 800]);
+        assert_eq!(p.ceiling(u32::MAX), p.cap, "no overflow");
+    }
+
+    /// Full jitter is uniform on [0, ceiling]: many seeded draws, compared
+    /// with that distribution by the Kolmogorov–Smirnov statistic. The
+    /// old "equal jitter" ([ceiling/2, ceiling]) has D = 0.5 and no draw
+    /// below half the ceiling.
+    #[test]
+    fn full_jitter_is_uniform_from_zero_to_the_ceiling() {
+        let p = RetryPolicy::default();
+        let mut rng = fastrand::Rng::with_seed(13);
+        for attempt in [1, 3, 7] {
+            let ceiling = p.ceiling(attempt).as_millis() as f64;
+            let n = 20_000;
+            let mut draws: Vec<f64> = (0..n)
+                .map(|_| p.delay_with(&mut rng, attempt, None).as_millis() as f64)
+                .collect();
+            draws.sort_by(f64::total_cmp);
+            assert!(draws[n - 1] <= ceiling, "never above the ceiling");
             assert!(
-                d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
-                "{d1:?}"
+                draws[0] < ceiling * 0.01,
+                "reaches down to 0: min {} of {ceiling}",
+                draws[0]
             );
-            let d10 = p.delay(10, None);
+            let mean = draws.iter().sum::<f64>() / n as f64;
             assert!(
-                d10 >= Duration::from_millis(400) && d10 <= Duration::from_millis(800),
-                "{d10:?}"
+                (mean - ceiling / 2.0).abs() < ceiling * 0.02,
+                "mean {mean} near {}",
+                ceiling / 2.0
+            );
+            // KS statistic against U(0, ceiling); the 0.1% critical value
+            // for n = 20,000 is 1.95 / sqrt(n) = 0.0138.
+            let d = draws
+                .iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    let f = x / ceiling;
+                    (f - i as f64 / n as f64).max((i + 1) as f64 / n as f64 - f)
+                })
+                .fold(0.0, f64::max);
+            assert!(
+                d < 1.95 / (n as f64).sqrt(),
+                "KS D = {d} (attempt {attempt})"
             );
         }
     }
