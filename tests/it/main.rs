@@ -11,6 +11,7 @@ mod drift;
 mod layering;
 mod pipeline;
 mod pipes;
+mod promises;
 mod ssh;
 mod standalone;
 mod strict_config;

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::cms::{CmsServer, Fault, payments_csv, sha256_hex};
-use crate::common::moto::MotoServer;
+use crate::common::moto::{MotoServer, make_bucket};
 use crate::common::openpay;
 
 const NAME: &str = "OP_DTL_GNRL_PGYR2023_P01302025_01212025.csv";
@@ -637,20 +637,6 @@ async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes
         .await
         .unwrap();
     out.body.collect().await.unwrap().into_bytes()
-}
-
-/// A bucket in the region the tests use (moto wants the constraint).
-async fn make_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
-    s3.create_bucket()
-        .bucket(bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest1)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -78,3 +78,17 @@ impl Drop for MotoServer {
         let _ = self.child.wait();
     }
 }
+
+/// A bucket in the region the tests use (moto wants the constraint).
+pub async fn make_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    s3.create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
