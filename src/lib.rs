@@ -14,6 +14,7 @@ pub mod exit;
 pub mod infra;
 pub mod logging;
 pub mod pipeline;
+pub mod sarif;
 
 use cli::{Cli, Command};
 use config::Config;
@@ -23,6 +24,9 @@ use exit::Exit;
 #[derive(Debug, Clone)]
 pub struct Globals {
     pub config: Config,
+    /// `--config`, else `openpay.toml` (where a fix to the configuration
+    /// goes, even before the file exists).
+    pub config_file: std::path::PathBuf,
     pub verbose: u8,
     pub log_format: cli::LogFormat,
 }
@@ -32,6 +36,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     let config = Config::load(cli.config.as_deref())?;
     let globals = Globals {
         config,
+        config_file: cli.config.clone().unwrap_or_else(|| "openpay.toml".into()),
         verbose: cli.verbose,
         log_format: cli.log_format,
     };

@@ -9,6 +9,8 @@ mod common;
 mod doctor;
 mod drift;
 mod pipeline;
+mod sarif;
 mod ssh;
 mod standalone;
+mod target;
 mod tf;

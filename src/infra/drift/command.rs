@@ -8,12 +8,12 @@ use anyhow::Context;
 
 use crate::Globals;
 use crate::aws::{AwsClients, AwsSettings};
-use crate::cli::{DriftArgs, TextOrJson};
+use crate::cli::{DriftArgs, DriftFormat};
 use crate::exit::{Exit, blocked, usage};
+use crate::infra::iam::read_role_policies;
 use crate::infra::policy::PolicyDocument;
 
 use super::diff::compare;
-use super::live::read_role_policies;
 use super::render::Report;
 use super::template::{parse_vars, render};
 
@@ -84,11 +84,18 @@ pub async fn run(g: &Globals, args: DriftArgs) -> anyhow::Result<Exit> {
     })
 }
 
-fn write_report(report: &Report, format: TextOrJson, verbose: bool) -> std::io::Result<()> {
+fn write_report(report: &Report, format: DriftFormat, verbose: bool) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match format {
-        TextOrJson::Json => report.write_json(&mut stdout),
-        TextOrJson::Text => report.write_text(&mut stdout, verbose),
+        DriftFormat::Json => report.write_json(&mut stdout),
+        DriftFormat::Text => report.write_text(&mut stdout, verbose),
+        DriftFormat::Sarif => {
+            let path = Path::new(&report.template);
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let uri = crate::sarif::repo_relative(path, &cwd);
+            let text = std::fs::read_to_string(path).ok();
+            super::sarif::write(report, text.as_deref(), &uri, &mut stdout)
+        }
     }
 }
 
