@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need
 # (sshd, shellcheck, docker-compose, a venv with moto[server], a terraform
-# CLI config pointing at the local provider mirror), checks formatting and
+# CLI config pointing at the local provider mirror, the SARIF Multitool
+# from npm), checks formatting and
 # lints, then runs every test. Servers (moto_server, sshd, the CMS fixture)
 # are started by the tests themselves, one per test, on free loopback ports.
 #
@@ -52,8 +53,9 @@ export OPENPAY_TEST_SSHD=/usr/sbin/sshd
 venv="${OPENPAY_VENV:-$root/.venv}"
 # awscrt: without it moto labels a CRC32 as the objects' CRC64/NVME, and
 # the runs compare streamed objects by that checksum.
-moto_pins=('moto[server]==5.2.5' 'awscrt==0.38.1')
-if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c 'import moto, flask, awscrt' 2>/dev/null; then
+# jsonschema: checks every SARIF document against the official schema.
+moto_pins=('moto[server]==5.2.5' 'awscrt==0.38.1' 'jsonschema==4.26.0')
+if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c 'import moto, flask, awscrt, jsonschema' 2>/dev/null; then
   step "creating $venv with ${moto_pins[*]}"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "${moto_pins[@]}"
@@ -86,6 +88,25 @@ RC
   fi
 fi
 # Tests that need terraform fail loudly (not skip) when these are unset.
+
+# 3b. Microsoft's SARIF Multitool from npm: the validator every
+# `--format sarif` test runs (SARIF 2.1.0 schema and GitHub's rules). The
+# npm package ships a self-contained binary per platform; npm >= 11 does
+# not run its chmod postinstall, so the bit is set here.
+sarif_pin='@microsoft/sarif-multitool@5.7.0'
+sarif_dir="${OPENPAY_SARIF_DIR:-$tmp/sarif-multitool}"
+sarif_bin="$sarif_dir/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool"
+if [ ! -f "$sarif_bin" ]; then
+  if ! command -v npm >/dev/null; then
+    echo "error: npm (Node.js >= 18) is needed to install $sarif_pin for the SARIF tests; install Node.js and rerun" >&2
+    exit 1
+  fi
+  step "installing $sarif_pin into $sarif_dir"
+  mkdir -p "$sarif_dir"
+  npm install --prefix "$sarif_dir" --no-audit --no-fund --loglevel=error "$sarif_pin" >/dev/null
+fi
+chmod u+x "$sarif_bin"
+export OPENPAY_TEST_SARIF_MULTITOOL="$sarif_bin"
 
 # 4. Lints, then the tests.
 if [ "${OPENPAY_TEST_LINT:-1}" != 0 ]; then

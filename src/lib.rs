@@ -15,6 +15,7 @@ pub mod infra;
 pub mod logging;
 pub mod output;
 pub mod pipeline;
+pub mod sarif;
 
 use cli::{Cli, Command};
 use config::Config;
@@ -24,6 +25,9 @@ use exit::Exit;
 #[derive(Debug, Clone)]
 pub struct Globals {
     pub config: Config,
+    /// `--config`, else `openpay.toml` (where a fix to the configuration
+    /// goes, even before the file exists).
+    pub config_file: std::path::PathBuf,
     pub verbose: u8,
     pub log_format: cli::LogFormat,
 }
@@ -33,6 +37,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     let config = Config::load(cli.config.as_deref())?;
     let globals = Globals {
         config,
+        config_file: cli.config.clone().unwrap_or_else(|| "openpay.toml".into()),
         verbose: cli.verbose,
         log_format: cli.log_format,
     };

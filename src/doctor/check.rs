@@ -38,6 +38,16 @@ impl CheckStatus {
     }
 }
 
+/// A place in the repository a finding is written at (a terraform file
+/// and line): where code scanning (`--format sarif`) shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceRef {
+    /// Relative to the directory the doctor runs in, `/`-separated.
+    pub file: String,
+    /// 1-based; `None` when only the file is known.
+    pub line: Option<u32>,
+}
+
 /// What one check decided and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Outcome {
@@ -52,6 +62,9 @@ pub struct Outcome {
     /// The check could not look at what it checks (no credentials): the
     /// answer is "unknown", which exits 3 like an unreachable host, not 1.
     pub cannot_evaluate: bool,
+    /// Where in the repository the finding is written, one entry per
+    /// offending place (empty when it is not in a file).
+    pub locations: Vec<SourceRef>,
 }
 
 impl Outcome {
@@ -62,6 +75,7 @@ impl Outcome {
             evidence: Vec::new(),
             remediation: None,
             cannot_evaluate: false,
+            locations: Vec::new(),
         }
     }
 
@@ -95,6 +109,10 @@ impl Outcome {
         self.remediation = Some(fix.into());
         self
     }
+    pub fn with_locations(mut self, places: impl IntoIterator<Item = SourceRef>) -> Self {
+        self.locations.extend(places);
+        self
+    }
 }
 
 /// Options from the command line that some checks read.
@@ -106,7 +124,11 @@ pub struct CheckOptions {
     pub probe: bool,
     /// `--instance-id`: the instance whose security groups are checked.
     pub instance_id: Option<String>,
-    /// Directory holding terraform/ for the static checks (default: cwd).
+    /// The address of each `--host` as given (`ADDR` of `USER@ADDR:PORT`);
+    /// empty when the doctor checks this machine. `net.ssh-allowlist` finds
+    /// the instances behind them.
+    pub hosts: Vec<String>,
+    /// Directory holding terraform/ and .openpay/outputs.json (default: cwd).
     pub repo_dir: Option<std::path::PathBuf>,
 }
 

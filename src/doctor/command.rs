@@ -73,11 +73,27 @@ pub async fn run(g: &Globals, args: DoctorArgs) -> anyhow::Result<Exit> {
             offline: args.offline,
             probe: args.probe,
             instance_id: args.instance_id.clone(),
+            hosts: args
+                .hosts
+                .iter()
+                .filter_map(|h| SshTarget::parse(h).ok().map(|t| t.host))
+                .collect(),
             repo_dir: None,
         }),
     };
     let report = runner::run(targets, &specs, &env).await;
-    output::write(|out| render::render(&report, args.format, g.verbose > 0, out))?;
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let config = render::sarif::ConfigFile {
+        uri: crate::sarif::repo_relative(&g.config_file, &cwd),
+        text: std::fs::read_to_string(&g.config_file).ok(),
+    };
+    let format = match args.format {
+        ReportFormat::Table => render::Format::Table,
+        ReportFormat::Json => render::Format::Json,
+        ReportFormat::Junit => render::Format::Junit,
+        ReportFormat::Sarif => render::Format::Sarif,
+    };
+    output::write(|out| render::render(&report, format, g.verbose > 0, &config, out))?;
     Ok(report.exit())
 }
 

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::catalog::{CheckSpec, Level, Scope, Severity};
-use super::check::{CheckStatus, Outcome};
+use super::check::{CheckStatus, Outcome, SourceRef};
 use crate::exit::Exit;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -27,6 +27,9 @@ pub struct CheckResult {
     /// Set when the check could not evaluate at all (exit 3).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cannot_evaluate: bool,
+    /// Files and lines of the repository the finding is written at.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<SourceRef>,
 }
 
 impl CheckResult {
@@ -51,6 +54,7 @@ impl CheckResult {
             remediation,
             duration_ms,
             cannot_evaluate: outcome.cannot_evaluate && outcome.status == CheckStatus::Fail,
+            locations: outcome.locations,
         }
     }
 

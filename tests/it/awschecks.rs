@@ -14,8 +14,10 @@ use openpay::doctor::checks::{
 };
 use openpay::doctor::transport::local::LocalTransport;
 
+use crate::common::ec2::{group, perm};
 use crate::common::iam::{role, runner_policy};
 use crate::common::moto::MotoServer;
+use crate::common::moto::create_bucket;
 use crate::common::repo_root;
 
 const ACCOUNT: &str = "123456789012";
@@ -303,21 +305,23 @@ async fn put_object_without_bucket_fails_with_fix() {
     );
 }
 
+/// No object is left in BUCKET (the probe deletes what it wrote).
+async fn assert_bucket_empty(aws: &AwsClients) {
+    let left = aws
+        .s3()
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.key_count(), Some(0), "the probe object was deleted");
+}
+
 #[tokio::test]
 async fn put_object_probe_writes_heads_and_deletes() {
     let moto = MotoServer::start();
     let aws = moto.clients().await;
-    aws.s3()
-        .create_bucket()
-        .bucket(BUCKET)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest1)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_bucket(&aws, BUCKET).await;
     role(&aws, "runner", &[("rw", &runner_policy(BUCKET))], &[]).await;
     let probe = CheckOptions {
         probe: true,
@@ -339,14 +343,7 @@ async fn put_object_probe_writes_heads_and_deletes() {
             "{step}: {ev}"
         );
     }
-    let left = aws
-        .s3()
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(left.key_count(), Some(0), "the probe object was deleted");
+    assert_bucket_empty(&aws).await;
 
     // A bucket that does not exist: the probe is ground truth and fails.
     let o = aws_iam_put_object::run(ctx(
@@ -365,52 +362,6 @@ async fn put_object_probe_writes_heads_and_deletes() {
 // ---------------------------------------------------------------- net.ssh-allowlist
 
 const ALLOW: &[&str] = &["197.210.77.0/24", "2001:db8::/32"];
-
-/// A security group with one ingress permission; returns its id.
-async fn group(aws: &AwsClients, name: &str, perm: aws_sdk_ec2::types::IpPermission) -> String {
-    let ec2 = aws.ec2();
-    let id = ec2
-        .create_security_group()
-        .group_name(name)
-        .description("openpay test")
-        .send()
-        .await
-        .unwrap()
-        .group_id()
-        .unwrap()
-        .to_string();
-    ec2.authorize_security_group_ingress()
-        .group_id(&id)
-        .ip_permissions(perm)
-        .send()
-        .await
-        .unwrap();
-    id
-}
-
-fn perm(
-    proto: &str,
-    from: i32,
-    to: i32,
-    v4: &[&str],
-    v6: &[&str],
-) -> aws_sdk_ec2::types::IpPermission {
-    let mut p = aws_sdk_ec2::types::IpPermission::builder()
-        .ip_protocol(proto)
-        .from_port(from)
-        .to_port(to);
-    for c in v4 {
-        p = p.ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip(*c).build());
-    }
-    for c in v6 {
-        p = p.ipv6_ranges(
-            aws_sdk_ec2::types::Ipv6Range::builder()
-                .cidr_ipv6(*c)
-                .build(),
-        );
-    }
-    p.build()
-}
 
 /// Launches one instance in security group `g`; returns its id.
 async fn instance_in(aws: &AwsClients, g: &str) -> String {
@@ -665,24 +616,30 @@ fn with(env: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, Stri
     env
 }
 
-#[tokio::test]
-async fn binary_preflight_checks_pass_with_runner_role() {
-    let moto = MotoServer::start();
-    let aws = moto.clients().await;
+/// The role `openpay-runner` with the repo's runner policy attached, and
+/// the environment that points openpay at it, BUCKET and moto.
+async fn runner_role_env(moto: &MotoServer, aws: &AwsClients) -> Vec<(String, String)> {
     role(
-        &aws,
+        aws,
         "openpay-runner",
         &[],
         &[("openpay-runner", &runner_policy(BUCKET))],
     )
     .await;
-    let env = with(
+    with(
         moto.env(),
         &[
             ("OPENPAY_AWS_BUCKET", BUCKET),
             ("OPENPAY_AWS_ROLE_NAME", "openpay-runner"),
         ],
-    );
+    )
+}
+
+#[tokio::test]
+async fn binary_preflight_checks_pass_with_runner_role() {
+    let moto = MotoServer::start();
+    let aws = moto.clients().await;
+    let env = runner_role_env(&moto, &aws).await;
     let dir = tempfile::tempdir().unwrap();
     let (code, r, all) = doctor_json(
         dir.path(),
@@ -815,4 +772,74 @@ fn binary_tf_ssh_allowlist_on_fixtures() {
     let (code, r, all) = doctor_json(&fixture("pass"), &env, &["--only", "tf.ssh-allowlist"]);
     assert_eq!(code, 0, "{all}");
     assert_eq!(status(&r, "tf.ssh-allowlist"), "pass", "{all}");
+}
+
+#[tokio::test]
+async fn binary_probe_writes_heads_and_deletes_a_real_object() {
+    let moto = MotoServer::start();
+    let aws = moto.clients().await;
+    create_bucket(&aws, BUCKET).await;
+    // versioning keeps the proof: the probe's write and its delete marker
+    aws.s3()
+        .put_bucket_versioning()
+        .bucket(BUCKET)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let env = runner_role_env(&moto, &aws).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = aws.s3();
+    let versions = || {
+        let s3 = s3.clone();
+        async move {
+            s3.list_object_versions()
+                .bucket(BUCKET)
+                .prefix("metadata/_doctor/")
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // without --probe nothing is written
+    let (code, _, all) = doctor_json(dir.path(), &env, &["--only", "aws.iam.put-object"]);
+    assert_eq!(code, 0, "{all}");
+    assert!(
+        versions().await.versions().is_empty(),
+        "written without --probe"
+    );
+
+    let (code, r, all) = doctor_json(
+        dir.path(),
+        &env,
+        &["--only", "aws.iam.put-object", "--probe"],
+    );
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(status(&r, "aws.iam.put-object"), "pass", "{all}");
+    let ev = r["aws.iam.put-object"]["evidence"].to_string();
+    for step in ["PutObject", "HeadObject", "DeleteObject"] {
+        assert!(
+            ev.contains(&format!(
+                "probe: {step} s3://{BUCKET}/metadata/_doctor/probe-"
+            )),
+            "{step}: {ev}"
+        );
+    }
+    // the bucket's own history: one object version and one delete marker
+    // under metadata/_doctor/, and no current object left behind
+    let v = versions().await;
+    assert_eq!(v.versions().len(), 1, "{v:?}");
+    assert_eq!(v.delete_markers().len(), 1, "{v:?}");
+    assert!(
+        v.versions()[0]
+            .key()
+            .unwrap()
+            .starts_with("metadata/_doctor/probe-")
+    );
+    assert_bucket_empty(&aws).await;
 }

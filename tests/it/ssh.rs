@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use openpay::doctor::transport::ssh::{SshOptions, SshTarget, SshTransport};
 use openpay::doctor::transport::{Transport, TransportError};
 
-use crate::common::sshd::{Sshd, current_user, keygen};
+use crate::common::sshd::{Sshd, current_user, keygen, stand_in_tools};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -266,8 +266,11 @@ fn wrong_user_key_is_unreachable_quickly() {
     let sshd = Sshd::start();
     let wrong = sshd.dir.path().join("wrong_key");
     keygen(&wrong);
+    // A refused key ends the attempt at once; waiting out a 60 s connect
+    // timeout instead would take 60 s, far above the bound below.
     let opts = SshOptions {
         identity_file: Some(wrong.clone()),
+        connect_timeout: Duration::from_secs(60),
         ..trusting(&sshd)
     };
     let t0 = Instant::now();
@@ -280,7 +283,7 @@ fn wrong_user_key_is_unreachable_quickly() {
         "names the key tried: {msg}"
     );
     assert!(
-        t0.elapsed() < Duration::from_secs(3),
+        t0.elapsed() < Duration::from_secs(30),
         "took {:?}",
         t0.elapsed()
     );
@@ -313,13 +316,14 @@ fn connect_port(sshd: &Sshd, port: u16, timeout: Duration) -> (TransportError, D
 fn dead_port_is_unreachable_within_the_timeout() {
     let sshd = Sshd::start();
     let port = crate::common::free_port();
-    let (err, took) = connect_port(&sshd, port, Duration::from_secs(2));
+    // Refused at once: far below the 60 s timeout even on a busy machine.
+    let (err, took) = connect_port(&sshd, port, Duration::from_secs(60));
     assert!(matches!(err, TransportError::Unreachable { .. }), "{err}");
     assert!(
         err.to_string().contains(&format!("127.0.0.1:{port}")),
         "{err}"
     );
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
 }
 
 #[test]
@@ -334,8 +338,10 @@ fn silent_server_is_unreachable_at_the_connect_timeout() {
         err.to_string().contains("SSH handshake did not finish"),
         "{err}"
     );
+    // Never early (a clock cannot run short); the upper bound only has to
+    // tell "gave up at the timeout" from "hung".
     assert!(
-        took >= Duration::from_millis(1400) && took < Duration::from_millis(3000),
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(30),
         "took {took:?}"
     );
     drop(listener);
@@ -450,25 +456,25 @@ fn a_hung_command_times_out_alone_while_others_finish() {
         let t = t.clone();
         std::thread::spawn(move || {
             let t0 = Instant::now();
-            (t.exec("sleep 6", Duration::from_secs(3)), t0.elapsed())
+            (t.exec("sleep 60", Duration::from_secs(5)), t0.elapsed())
         })
     };
     std::thread::sleep(Duration::from_millis(100));
-    let t0 = Instant::now();
     let quick = t.exec("echo quick", T).unwrap();
     assert_eq!(quick.stdout, "quick\n");
-    // Blocked behind the slow one, it would take the slow one's 3 s.
+    // Blocked behind the slow one, it could only answer after the slow
+    // one's 5 s timeout: the slow one must still be running now.
     assert!(
-        t0.elapsed() < Duration::from_millis(1500),
-        "blocked behind the slow one: {:?}",
-        t0.elapsed()
+        !slow.is_finished(),
+        "the quick command waited for the slow one"
     );
     let (res, took) = slow.join().unwrap();
     assert!(
         matches!(res, Err(TransportError::Timeout { .. })),
         "{res:?}"
     );
-    assert!(took < Duration::from_secs(4), "took {took:?}");
+    // bounded by its timeout, not by the 60 s command
+    assert!(took < Duration::from_secs(30), "took {took:?}");
     // A command that never stops talking times out too.
     let t0 = Instant::now();
     let res = t.exec("while :; do echo tick; done", Duration::from_secs(1));
@@ -477,7 +483,7 @@ fn a_hung_command_times_out_alone_while_others_finish() {
         "{res:?}"
     );
     assert!(
-        t0.elapsed() < Duration::from_secs(3),
+        t0.elapsed() < Duration::from_secs(30),
         "took {:?}",
         t0.elapsed()
     );
@@ -501,31 +507,6 @@ fn many_parallel_probes_share_one_session() {
 }
 
 // ---- `openpay doctor --host` end to end, against the real sshd ----------
-
-/// Stand-in tools of a healthy Amazon Linux 2023 host (cloud-init 22.2,
-/// which rejects `--format json`), in `dir/bin`.
-fn stand_in_tools(dir: &std::path::Path) -> PathBuf {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let tools = [
-        (
-            "cloud-init",
-            "case \"$*\" in\n  *--format*) echo 'cloud-init status: error: unrecognized arguments: --format json' >&2; exit 2 ;;\n  *) printf 'status: done\\ntime: Tue, 05 Nov 2024 10:00:00 +0000\\ndetail:\\nDataSourceEc2Local\\n' ;;\nesac\n",
-        ),
-        ("git", "echo 'git version 2.40.1'\n"),
-        (
-            "docker",
-            "case \"$*\" in\n  --version) echo 'Docker version 25.0.8, build 0bab007' ;;\n  'version --format'*) echo '25.0.8' ;;\n  'compose version'*) echo 'Docker Compose version v2.29.7' ;;\n  'buildx version'*) echo 'github.com/docker/buildx v0.12.1 30feaa1' ;;\n  *) echo \"unexpected: $*\" >&2; exit 1 ;;\nesac\n",
-        ),
-    ];
-    for (name, body) in tools {
-        let p = bin.join(name);
-        std::fs::write(&p, format!("#!/bin/sh\n{body}")).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    bin
-}
 
 /// A HOME for the openpay process whose ~/.ssh trusts `sshd` (or nothing).
 fn fake_home(sshd: &Sshd, trust: bool) -> PathBuf {
@@ -590,7 +571,8 @@ fn run_json(cmd: &mut std::process::Command) -> (i32, serde_json::Value, String)
 #[test]
 fn doctor_over_ssh_gives_the_same_report_as_local() {
     let work = tempfile::tempdir().unwrap();
-    let bin = stand_in_tools(work.path());
+    // buildx 0.12.1: below the 0.17.0 minimum, so one check fails
+    let bin = stand_in_tools(work.path(), "0.12.1");
     let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
     let sshd = Sshd::start_with_env(&[("PATH", &path)]);
     let home = fake_home(&sshd, true);
@@ -698,18 +680,13 @@ fn doctor_reports_a_dead_host_once_and_still_checks_the_live_one() {
         current_user(),
         crate::common::free_port()
     );
-    let t0 = Instant::now();
+    // (how fast a dead port is given up is dead_port_is_unreachable_within_the_timeout)
     let (rc, report, _) = run_json(&mut doctor_ssh(
         &sshd,
         &home,
         &[&dead, &sshd.target()],
         &["--only", "host.git", "--format", "json"],
     ));
-    assert!(
-        t0.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        t0.elapsed()
-    );
     assert_eq!(rc, 3, "an unreachable host is exit 3: {report}");
     let hosts = report["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), 2, "{report}");
@@ -796,7 +773,7 @@ fn without_identity_file_the_agent_then_default_keys_are_used() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("ssh-agent (openssh-client) must be installed");
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !sock.exists() {
         assert!(
             Instant::now() < deadline,

@@ -72,9 +72,21 @@ impl Stack<'_> {
     /// `openpay tf ARGS --dir terraform` with the moto environment and the
     /// variables moto needs (no MonitorInstances in moto).
     fn tf(&self, args: &[&str], cidrs: &str, extra_vars: &[&str]) -> Output {
+        self.tf_with_env(args, cidrs, extra_vars, &[])
+    }
+
+    /// [`Stack::tf`] with more environment (the doctor's HOME, allowlist).
+    fn tf_with_env(
+        &self,
+        args: &[&str],
+        cidrs: &str,
+        extra_vars: &[&str],
+        env: &[(String, String)],
+    ) -> Output {
         let mut cmd = common::openpay();
         cmd.current_dir(&self.dir)
             .envs(self.moto.env())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("tf")
             .args(args);
         cmd.args(["--dir", "terraform"]);
@@ -398,4 +410,139 @@ fn tf_bad_inputs_exit_2_with_one_line() {
             "{args:?}: one line: {err}"
         );
     }
+}
+
+/// The doctor's table line for `id` in `tf apply`'s output.
+fn doctor_line<'a>(stdout: &'a str, id: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(id))
+        .unwrap_or_else(|| panic!("no doctor line for {id} in:\n{stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tf_apply_hands_over_to_the_doctor_which_checks_the_new_instance() {
+    require_terraform();
+    let moto = MotoServer::start();
+    let tmp = scratch_stack();
+    // The test's sshd logs in the current user, not the AMI's ec2-user.
+    let compute = tmp.path().join("terraform/compute.tf");
+    let text = std::fs::read_to_string(&compute).unwrap();
+    assert!(text.contains("ssh_user = \"ec2-user\""), "{text}");
+    std::fs::write(
+        &compute,
+        text.replace(
+            "ssh_user = \"ec2-user\"",
+            &format!("ssh_user = \"{}\"", common::sshd::current_user()),
+        ),
+    )
+    .unwrap();
+    let stack = Stack {
+        dir: tmp.path().to_path_buf(),
+        moto: &moto,
+    };
+    let out = stack.tf(&["apply", "--no-doctor"], ALLOWED, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let saved = std::fs::read_to_string(tmp.path().join(".openpay/outputs.json")).unwrap();
+    let outputs: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    let ip = outputs["public_ip"]["value"].as_str().unwrap().to_string();
+    let instance = outputs["instance_id"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let group = outputs["security_group_id"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{saved}");
+
+    // moto's invented public IP leads to this sshd on loopback
+    let work = tempfile::tempdir().unwrap();
+    let bin = common::sshd::stand_in_tools(work.path(), "0.17.1");
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
+    let sshd = common::sshd::Sshd::start_with_env(&[("PATH", &path)]);
+    let env = [
+        (
+            "HOME".to_string(),
+            sshd.home_mapping(&[&ip]).display().to_string(),
+        ),
+        (
+            "OPENPAY_DOCTOR_ALLOWED_SSH_CIDRS".to_string(),
+            "198.51.100.0/24".to_string(),
+        ),
+    ];
+
+    // apply (nothing to change) hands over to the doctor
+    let out = stack.tf_with_env(&["apply"], ALLOWED, &[], &env);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains(&format!(
+            "--host {}@{ip} --wait --instance-id {instance}",
+            common::sshd::current_user()
+        )),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        sshd.logins() >= 1,
+        "the doctor never reached the test sshd: {}\n{}",
+        show(&out),
+        sshd.log()
+    );
+    assert!(
+        stdout.contains(&format!("@127.0.0.1:{}", sshd.port)),
+        "{}",
+        show(&out)
+    );
+    let line = doctor_line(&stdout, "net.ssh-allowlist");
+    assert!(
+        line.contains('✓') && line.contains("within the allowlist"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    // SSH opened to the world outside terraform: the next apply's doctor fails
+    let aws = moto.clients().await;
+    aws.ec2()
+        .authorize_security_group_ingress()
+        .group_id(&group)
+        .ip_permissions(common::ec2::perm("tcp", 22, 22, &["0.0.0.0/0"], &[]))
+        .send()
+        .await
+        .unwrap();
+    let out = stack.tf_with_env(&["apply"], ALLOWED, &[], &env);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = doctor_line(&stdout, "net.ssh-allowlist");
+    assert!(line.contains('✗'), "{}", show(&out));
+    assert!(
+        stdout.contains(&format!("instance {instance}: from --instance-id"))
+            && stdout.contains(&format!(
+                "{group} ingress tcp 22 from 0.0.0.0/0: OPEN TO THE WORLD"
+            )),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+
+    // --var-file, relative to where openpay runs, reaches terraform
+    std::fs::write(
+        tmp.path().join("renamed.tfvars"),
+        "bucket_suffix = \"renamed\"\n",
+    )
+    .unwrap();
+    let out = stack.tf(
+        &[
+            "plan",
+            "--detailed-exitcode",
+            "--var-file",
+            "renamed.tfvars",
+        ],
+        ALLOWED,
+        &[],
+    );
+    expect(&out, 1, "data-or-role-destroyed");
+    let out = stack.tf(&["plan", "--var-file", "no-such.tfvars"], ALLOWED, &[]);
+    assert_ne!(out.status.code(), Some(0), "{}", show(&out));
 }

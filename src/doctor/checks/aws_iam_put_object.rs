@@ -6,7 +6,7 @@
 //! the simulator cannot be used — the identity lacks
 //! iam:SimulatePrincipalPolicy, or the endpoint does not implement it
 //! (moto answers HTTP 500) — the role's own identity policies are read
-//! (`infra::drift::live`, the same reader `iam drift` uses) and evaluated locally with [`crate::infra::policy::evaluate`], and the
+//! (`infra::iam`, the reader `iam drift` shares) and evaluated locally with [`crate::infra::policy::evaluate`], and the
 //! evidence says the decision is local. `--probe` adds ground truth: a real
 //! put/head/delete of one fixed key under `metadata/_doctor/`.
 
@@ -16,7 +16,7 @@ use aws_sdk_iam::types::{EvaluationResult, PolicyEvaluationDecisionType};
 use super::aws_identity::{caller_identity, clients, sdk_error_line};
 use crate::aws::AwsClients;
 use crate::doctor::check::{CheckCtx, CheckFuture, CheckStatus, Outcome};
-use crate::infra::drift::live::read_role_policies;
+use crate::infra::iam::read_role_policies;
 use crate::infra::policy::{Decision, MatchedStatement, PolicyDocument, Request, evaluate};
 
 /// The fix when no bucket is configured.

@@ -1,33 +1,39 @@
 //! The check functions, one file per check or small family, and the one
 //! registry that maps catalog ids to them. Adding a check touches two
-//! places: its `[[check]]` table in `checks/*.toml` and one line here.
-
-pub mod aws_iam_put_object;
-pub mod aws_identity;
-pub mod cloud_init;
-pub mod net_ssh_allowlist;
-pub mod tf_ssh_allowlist;
-pub mod tools;
-pub mod user_data_log;
+//! places besides its own file: its `[[check]]` table in `checks/*.toml`
+//! and one line in the `checks!` list below, which both declares the
+//! module and registers its functions. A unit test fails when the two
+//! disagree (an id without a function, a function without an id).
 
 use super::check::{CheckFn, Outcome};
 use super::transport::{CmdOutput, TransportError};
 
-/// Every check function, by catalog id.
-pub fn registry() -> &'static [(&'static str, CheckFn)] {
-    &[
-        ("host.cloud-init", cloud_init::run),
-        ("host.user-data-log", user_data_log::run),
-        ("host.git", tools::run_git),
-        ("host.docker", tools::run_docker),
-        ("host.compose", tools::run_compose),
-        ("host.buildx", tools::run_buildx),
-        ("aws.identity", aws_identity::run),
-        ("aws.iam.put-object", aws_iam_put_object::run),
-        ("net.ssh-allowlist", net_ssh_allowlist::run),
-        ("tf.ssh-allowlist", tf_ssh_allowlist::run),
-    ]
+/// `module: "catalog.id" => function, ...;` declares `pub mod module` and
+/// registers each function under its id, so a check cannot be declared
+/// without being registered.
+macro_rules! checks {
+    ($($module:ident: $($id:literal => $f:ident),+;)+) => {
+        $(pub mod $module;)+
+
+        /// Every check function, by catalog id.
+        pub fn registry() -> &'static [(&'static str, CheckFn)] {
+            &[$($(($id, $module::$f)),+),+]
+        }
+    };
 }
+
+checks! {
+    cloud_init: "host.cloud-init" => run;
+    user_data_log: "host.user-data-log" => run;
+    tools: "host.git" => run_git, "host.docker" => run_docker, "host.compose" => run_compose, "host.buildx" => run_buildx;
+    aws_identity: "aws.identity" => run;
+    aws_iam_put_object: "aws.iam.put-object" => run;
+    net_ssh_allowlist: "net.ssh-allowlist" => run;
+    tf_ssh_allowlist: "tf.ssh-allowlist" => run;
+}
+
+/// Which instance `net.ssh-allowlist` judges (a helper, not a check).
+pub mod instance;
 
 /// The function registered for `id`.
 pub fn lookup(id: &str) -> Option<CheckFn> {

@@ -5,12 +5,12 @@
 //! `tf.ssh-allowlist` applies the very same rule to the terraform source:
 //! the two checks must never disagree about what "open" means.
 
-use std::time::Duration;
-
 use ipnet::IpNet;
 
 use super::aws_identity::{clients, sdk_error_line};
-use crate::doctor::check::{CheckCtx, CheckFuture, CheckStatus, Outcome};
+use super::instance::{self, Found, Unresolved};
+use crate::doctor::check::{CheckCtx, CheckFuture, CheckStatus, Outcome, SourceRef};
+use crate::config::OUTPUTS_FILE;
 use crate::infra::cidr::{CidrError, parse_cidr, within};
 
 /// The fix when no allowlist is configured.
@@ -133,6 +133,8 @@ pub fn describe_ports(protocol: &str, from: Option<i64>, to: Option<i64>) -> Str
 #[derive(Debug, Default)]
 pub struct Tally {
     pub evidence: Vec<String>,
+    /// Where each finding is written, when it is in a file (terraform).
+    pub locations: Vec<SourceRef>,
     pub findings: usize,
     pub unverifiable: usize,
     pub ssh_sources: usize,
@@ -140,7 +142,8 @@ pub struct Tally {
 
 impl Tally {
     /// Judges one source range of one SSH rule; `rule` names where it is.
-    pub fn judge(&mut self, allow: &Allowlist, rule: &str, range: &str) {
+    /// True when the range is a finding.
+    pub fn judge(&mut self, allow: &Allowlist, rule: &str, range: &str) -> bool {
         let v = allow.judge(range);
         self.ssh_sources += 1;
         if v.is_finding() {
@@ -148,6 +151,7 @@ impl Tally {
         }
         self.evidence
             .push(format!("{rule} from {range}: {}", v.describe()));
+        v.is_finding()
     }
 
     /// A source that cannot be checked (prefix list, unresolved expression).
@@ -181,40 +185,93 @@ pub fn configured_allowlist(ctx: &CheckCtx) -> Result<Allowlist, Outcome> {
     }
 }
 
-/// Where the security groups come from, for the evidence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum GroupSource {
-    Instance(String),
-    Config,
-}
-
-/// Asks IMDS for this machine's instance id; `Err` says why not (not on
-/// EC2, IMDS disabled). Short timeouts: off EC2 nothing answers.
-async fn imds_instance_id() -> Result<String, String> {
-    if std::env::var("AWS_EC2_METADATA_DISABLED")
-        .map(|v| v.eq_ignore_ascii_case("true"))
-        .unwrap_or(false)
-    {
-        return Err("IMDS disabled by AWS_EC2_METADATA_DISABLED".to_string());
-    }
-    let client = aws_config::imds::Client::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .read_timeout(Duration::from_secs(1))
-        .operation_timeout(Duration::from_secs(3))
-        .max_attempts(1)
-        .build();
-    match client.get("/latest/meta-data/instance-id").await {
-        Ok(id) => Ok(id.as_ref().trim().to_string()),
-        Err(e) => Err(format!(
-            "not on EC2 (instance metadata did not answer: {})",
-            e.to_string().replace('\n', " ")
-        )),
-    }
-}
-
 /// The registered check fn.
 pub fn run(ctx: CheckCtx) -> CheckFuture {
     Box::pin(check(ctx))
+}
+
+/// The instances (or configured groups) whose security groups are judged,
+/// per [`instance`]'s order; `Err` is the outcome when there is nothing to
+/// judge at all.
+#[allow(clippy::result_large_err)]
+async fn targets(
+    ctx: &CheckCtx,
+    ec2: &aws_sdk_ec2::Client,
+) -> Result<(Vec<Found>, Vec<Unresolved>), Outcome> {
+    if let Some(id) = &ctx.options.instance_id {
+        return Ok((vec![instance::from_flag(id)], Vec::new()));
+    }
+    if ctx.options.hosts.is_empty() {
+        return match instance::this_machine().await {
+            Ok(found) => Ok((vec![found], Vec::new())),
+            Err(why) => Err(Outcome::skip(format!(
+                "no security groups to check: {why}, and neither --instance-id nor [doctor] security_group_ids is set"
+            ))
+            .with_remediation("pass --instance-id i-... or set [doctor] security_group_ids")),
+        };
+    }
+    let outputs_file = ctx
+        .options
+        .repo_dir
+        .clone()
+        .unwrap_or_default()
+        .join(OUTPUTS_FILE);
+    let (mut found, mut unresolved) = (Vec::new(), Vec::new());
+    for address in &ctx.options.hosts {
+        if let Some(f) = instance::from_outputs(&outputs_file, address) {
+            found.push(f);
+            continue;
+        }
+        match instance::by_address(ec2, address).await {
+            Ok(Ok(f)) => found.push(f),
+            Ok(Err(u)) => unresolved.push(u),
+            Err(why) => {
+                return Err(Outcome::fail(why).with_remediation(
+                    "check the region and that the identity may call ec2:DescribeInstances, or pass --instance-id",
+                ));
+            }
+        }
+    }
+    Ok((found, unresolved))
+}
+
+/// The security groups of one instance (its own and its interfaces').
+#[allow(clippy::result_large_err)]
+async fn groups_of(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Vec<String>, Outcome> {
+    let out = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .map_err(|e| {
+            Outcome::fail(format!(
+                "ec2:DescribeInstances for {id} failed: {}",
+                sdk_error_line(&e)
+            ))
+            .with_remediation(
+                "check the instance id, the region, and that the identity may call ec2:DescribeInstances",
+            )
+        })?;
+    let mut ids: Vec<String> = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .flat_map(|i| {
+            i.security_groups()
+                .iter()
+                .filter_map(|g| g.group_id())
+                .chain(
+                    i.network_interfaces()
+                        .iter()
+                        .flat_map(|n| n.groups())
+                        .filter_map(|g| g.group_id()),
+                )
+        })
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
 }
 
 /// The check.
@@ -229,69 +286,76 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
     };
     let ec2 = aws.ec2();
 
-    // --instance-id, else configured groups, else this instance (IMDS):
-    // DESIGN.md's `security_group_ids` is an override of "the groups of
-    // the instance being checked".
-    let instance = if let Some(id) = &ctx.options.instance_id {
-        Some(id.clone())
-    } else if !ctx.config.doctor.security_group_ids.is_empty() {
-        None
+    let mut tally = Tally::default();
+    let mut group_ids: Vec<String> = Vec::new();
+    // --instance-id first; then DESIGN.md's `security_group_ids`, an
+    // override of "the groups of the instance being checked".
+    if ctx.options.instance_id.is_none() && !ctx.config.doctor.security_group_ids.is_empty() {
+        group_ids = ctx.config.doctor.security_group_ids.clone();
+        tally.evidence.push(format!(
+            "groups from [doctor] security_group_ids: {}",
+            group_ids.join(", ")
+        ));
     } else {
-        match imds_instance_id().await {
-            Ok(id) => Some(id),
-            Err(why) => {
-                return Outcome::skip(format!(
-                    "no security groups to check: {why}, and neither --instance-id nor [doctor] security_group_ids is set"
-                ))
-                .with_remediation("pass --instance-id i-... or set [doctor] security_group_ids");
-            }
+        let (found, unresolved) = match targets(&ctx, &ec2).await {
+            Ok(t) => t,
+            Err(outcome) => return outcome,
+        };
+        if found.is_empty() {
+            let lines: Vec<String> = unresolved
+                .iter()
+                .map(|u| format!("{}: {}", u.address, u.why))
+                .collect();
+            return Outcome::warn(format!(
+                "cannot tell which instance to check: {}",
+                lines.join("; ")
+            ))
+            .with_evidence(lines)
+            .with_remediation(instance::PASS_INSTANCE_ID);
         }
-    };
-    let (group_ids, source) = match &instance {
-        Some(id) => match ec2.describe_instances().instance_ids(id).send().await {
-            Ok(out) => {
-                let mut ids: Vec<String> = out
-                    .reservations()
-                    .iter()
-                    .flat_map(|r| r.instances())
-                    .flat_map(|i| {
-                        i.security_groups()
-                            .iter()
-                            .filter_map(|g| g.group_id())
-                            .chain(
-                                i.network_interfaces()
-                                    .iter()
-                                    .flat_map(|n| n.groups())
-                                    .filter_map(|g| g.group_id()),
-                            )
-                    })
-                    .map(str::to_string)
-                    .collect();
+        for u in &unresolved {
+            tally.unverifiable(format!(
+                "{}: {}; its groups are not checked ({})",
+                u.address,
+                u.why,
+                instance::PASS_INSTANCE_ID
+            ));
+        }
+        for f in found {
+            tally.evidence.push(f.how.clone());
+            let mut ids = f.known_groups.clone();
+            if !f.instance_id.is_empty() {
+                match groups_of(&ec2, &f.instance_id).await {
+                    Ok(g) if g.is_empty() && ids.is_empty() => {
+                        return Outcome::fail(format!(
+                            "instance {} has no security groups or was not found",
+                            f.instance_id
+                        ))
+                        .with_evidence(tally.evidence)
+                        .with_remediation(
+                            "check the instance id and region (AWS_REGION / [aws] region)",
+                        );
+                    }
+                    Ok(g) => ids.extend(g),
+                    Err(outcome) => return outcome.with_evidence(tally.evidence),
+                }
                 ids.sort();
                 ids.dedup();
-                if ids.is_empty() {
-                    return Outcome::fail(format!(
-                        "instance {id} has no security groups or was not found"
-                    ))
-                    .with_remediation(
-                        "check the instance id and region (AWS_REGION / [aws] region)",
-                    );
-                }
-                (ids, GroupSource::Instance(id.clone()))
+                tally.evidence.push(format!(
+                    "groups of instance {}: {}",
+                    f.instance_id,
+                    ids.join(", ")
+                ));
+            } else {
+                tally
+                    .evidence
+                    .push(format!("groups from outputs: {}", ids.join(", ")));
             }
-            Err(e) => {
-                return Outcome::fail(format!(
-                    "ec2:DescribeInstances for {id} failed: {}",
-                    sdk_error_line(&e)
-                ))
-                .with_remediation("check the instance id, the region, and that the identity may call ec2:DescribeInstances");
-            }
-        },
-        None => (
-            ctx.config.doctor.security_group_ids.clone(),
-            GroupSource::Config,
-        ),
-    };
+            group_ids.extend(ids);
+        }
+        group_ids.sort();
+        group_ids.dedup();
+    }
 
     let groups = match ec2
         .describe_security_groups()
@@ -312,14 +376,6 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
         }
     };
 
-    let mut tally = Tally::default();
-    tally.evidence.push(match &source {
-        GroupSource::Instance(id) => format!("groups of instance {id}: {}", group_ids.join(", ")),
-        GroupSource::Config => format!(
-            "groups from [doctor] security_group_ids: {}",
-            group_ids.join(", ")
-        ),
-    });
     tally.evidence.push(format!(
         "allowlist: {}",
         allow

@@ -19,16 +19,40 @@ use hcl::{Block, Body, Expression, TraversalOperator};
 use super::net_ssh_allowlist::{
     Allowlist, Tally, configured_allowlist, covers_ssh, describe_ports,
 };
-use crate::doctor::check::{CheckCtx, CheckFuture, CheckStatus, Outcome};
+use crate::doctor::check::{CheckCtx, CheckFuture, CheckStatus, Outcome, SourceRef};
 
 /// The terraform variable that carries the SSH allowlist in this repo.
 pub const ALLOWLIST_VARIABLE: &str = "ssh_allowed_cidrs";
+
+/// Where a resolved value is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// In the expression itself (or the `for_each` it iterates).
+    Literal,
+    /// The default of `variable "NAME"`.
+    VarDefault(String),
+    /// `NAME = ...` in a tfvars file.
+    Tfvars { var: String, file: String },
+    /// `locals { NAME = ... }`.
+    Local(String),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Literal => f.write_str("literal"),
+            Origin::VarDefault(name) => write!(f, "var.{name} default"),
+            Origin::Tfvars { var, file } => write!(f, "var.{var} in {file}"),
+            Origin::Local(name) => write!(f, "local.{name}"),
+        }
+    }
+}
 
 /// A resolved value and where it came from (for the evidence).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sourced {
     pub value: String,
-    pub origin: String,
+    pub origin: Origin,
 }
 
 /// What static resolution of one expression gave.
@@ -63,6 +87,10 @@ pub struct Module {
     pub locals: BTreeMap<String, Expression>,
     /// (file, resource type, resource name, body).
     pub resources: Vec<(String, String, String, Body)>,
+    /// variable name → the .tf file that declares it.
+    pub variable_files: BTreeMap<String, String>,
+    /// file name → its text, to find the line of a finding.
+    pub texts: BTreeMap<String, String>,
 }
 
 /// Why the terraform could not be read.
@@ -118,6 +146,7 @@ impl Module {
                 path: path.clone(),
                 message: e.to_string().lines().next().unwrap_or_default().to_string(),
             })?;
+            m.texts.insert(name.clone(), text);
             if is_vars {
                 for a in body.attributes() {
                     m.tfvars
@@ -137,8 +166,12 @@ impl Module {
         for b in body.blocks() {
             match b.identifier() {
                 "variable" => {
-                    if let (Some(name), Some(d)) = (label(b, 0), attr(b.body(), "default")) {
-                        self.defaults.insert(name.to_string(), d.clone());
+                    if let Some(name) = label(b, 0) {
+                        self.variable_files
+                            .insert(name.to_string(), file.to_string());
+                        if let Some(d) = attr(b.body(), "default") {
+                            self.defaults.insert(name.to_string(), d.clone());
+                        }
                     }
                 }
                 "locals" => {
@@ -161,6 +194,48 @@ impl Module {
         }
     }
 
+    /// Where a finding with this origin is written: the tfvars line or the
+    /// variable's declaration, else the resource the rule belongs to.
+    fn locate(&self, origin: &Origin, resource: Option<(&str, &str, &str)>) -> Option<SourceRef> {
+        let at = |file: &str, pred: &dyn Fn(&str) -> bool| SourceRef {
+            file: format!("terraform/{file}"),
+            line: self
+                .texts
+                .get(file)
+                .and_then(|t| crate::sarif::line_where(t, pred)),
+        };
+        let assigns = |name: &str| {
+            let name = name.to_string();
+            move |l: &str| {
+                l.trim_start()
+                    .strip_prefix(name.as_str())
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            }
+        };
+        match (origin, resource) {
+            (Origin::Tfvars { var, file }, _) => Some(at(file, &assigns(var))),
+            (Origin::VarDefault(name), _) => {
+                let file = self.variable_files.get(name)?;
+                let header = format!("\"{name}\"");
+                Some(at(file, &|l: &str| {
+                    l.trim_start().starts_with("variable") && l.contains(&header)
+                }))
+            }
+            (_, Some((file, rtype, rname))) => {
+                let (t, n) = (format!("\"{rtype}\""), format!("\"{rname}\""));
+                Some(at(file, &|l: &str| {
+                    l.trim_start().starts_with("resource") && l.contains(&t) && l.contains(&n)
+                }))
+            }
+            (Origin::Local(name), None) => self
+                .texts
+                .iter()
+                .find(|(f, t)| f.ends_with(".tf") && t.lines().any(assigns(name)))
+                .map(|(f, _)| at(f, &assigns(name))),
+            (Origin::Literal, None) => None,
+        }
+    }
+
     /// Every static value of variable `name`: its default and each tfvars value.
     fn variable(&self, name: &str, depth: usize) -> Resolved {
         let mut r = Resolved::default();
@@ -168,11 +243,20 @@ impl Module {
         let mut any = false;
         if let Some(d) = self.defaults.get(name) {
             any = true;
-            r.merge(self.resolve_as(d, &format!("var.{name} default"), None, depth + 1));
+            r.merge(self.resolve_as(
+                d,
+                &Origin::VarDefault(name.to_string()),
+                None,
+                depth + 1,
+            ));
         }
         for (file, e) in self.tfvars.get(name).into_iter().flatten() {
             any = true;
-            r.merge(self.resolve_as(e, &format!("var.{name} in {file}"), None, depth + 1));
+            let origin = Origin::Tfvars {
+                var: name.to_string(),
+                file: file.clone(),
+            };
+            r.merge(self.resolve_as(e, &origin, None, depth + 1));
         }
         if !any {
             r.unset.insert(name.to_string());
@@ -183,13 +267,13 @@ impl Module {
     /// Resolves an expression to the flat list of strings it can hold.
     /// `each` is the enclosing resource's `for_each` expression.
     pub fn resolve(&self, e: &Expression, each: Option<&Expression>) -> Resolved {
-        self.resolve_as(e, "literal", each, 0)
+        self.resolve_as(e, &Origin::Literal, each, 0)
     }
 
     fn resolve_as(
         &self,
         e: &Expression,
-        origin: &str,
+        origin: &Origin,
         each: Option<&Expression>,
         depth: usize,
     ) -> Resolved {
@@ -203,11 +287,11 @@ impl Module {
             Expression::Null => {}
             Expression::String(s) => r.values.push(Sourced {
                 value: s.clone(),
-                origin: origin.to_string(),
+                origin: origin.clone(),
             }),
             Expression::Number(n) => r.values.push(Sourced {
                 value: n.to_string(),
-                origin: origin.to_string(),
+                origin: origin.clone(),
             }),
             Expression::TemplateExpr(t) => {
                 let s = t.to_string();
@@ -216,7 +300,7 @@ impl Module {
                 if s.starts_with('"') && !inner.contains("${") && !inner.contains("%{") {
                     r.values.push(Sourced {
                         value: inner.to_string(),
-                        origin: origin.to_string(),
+                        origin: origin.clone(),
                     });
                 } else {
                     unresolved(&mut r);
@@ -264,7 +348,7 @@ impl Module {
                     ("var", Some(name), 1) => r.merge(self.variable(&name, depth)),
                     ("local", Some(name), 1) => match self.locals.get(&name) {
                         Some(l) => {
-                            r.merge(self.resolve_as(l, &format!("local.{name}"), each, depth + 1))
+                            r.merge(self.resolve_as(l, &Origin::Local(name.clone()), each, depth + 1))
                         }
                         None => unresolved(&mut r),
                     },
@@ -305,6 +389,8 @@ impl Module {
 struct Rule<'a> {
     /// `network.tf: aws_security_group.host ingress`.
     place: String,
+    /// (file, resource type, resource name), to find its line.
+    resource: (&'a str, &'a str, &'a str),
     body: &'a Body,
     protocol_key: &'static str,
     source_keys: &'static [&'static str],
@@ -323,6 +409,7 @@ pub fn judge_module(module: &Module, allow: &Allowlist) -> Tally {
                     match b.identifier() {
                         "ingress" => rules.push(Rule {
                             place: format!("{file}: {rtype}.{rname} ingress"),
+                            resource: (file.as_str(), rtype.as_str(), rname.as_str()),
                             body: b.body(),
                             protocol_key: "protocol",
                             source_keys: &["cidr_blocks", "ipv6_cidr_blocks"],
@@ -334,6 +421,7 @@ pub fn judge_module(module: &Module, allow: &Allowlist) -> Tally {
                             {
                                 rules.push(Rule {
                                     place: format!("{file}: {rtype}.{rname} dynamic ingress"),
+                                    resource: (file.as_str(), rtype.as_str(), rname.as_str()),
                                     body: content.body(),
                                     protocol_key: "protocol",
                                     source_keys: &["cidr_blocks", "ipv6_cidr_blocks"],
@@ -350,6 +438,7 @@ pub fn judge_module(module: &Module, allow: &Allowlist) -> Tally {
                 if matches!(kind, Ok(Some(ref k)) if k == "ingress") {
                     rules.push(Rule {
                         place: format!("{file}: {rtype}.{rname}"),
+                        resource: (file.as_str(), rtype.as_str(), rname.as_str()),
                         body,
                         protocol_key: "protocol",
                         source_keys: &["cidr_blocks", "ipv6_cidr_blocks"],
@@ -363,6 +452,7 @@ pub fn judge_module(module: &Module, allow: &Allowlist) -> Tally {
             }
             "aws_vpc_security_group_ingress_rule" => rules.push(Rule {
                 place: format!("{file}: {rtype}.{rname}"),
+                resource: (file.as_str(), rtype.as_str(), rname.as_str()),
                 body,
                 protocol_key: "ip_protocol",
                 source_keys: &["cidr_ipv4", "cidr_ipv6"],
@@ -405,7 +495,11 @@ pub fn judge_module(module: &Module, allow: &Allowlist) -> Tally {
             let r = module.resolve(e, rule.each);
             vars_seen.extend(r.vars.iter().cloned());
             for v in &r.values {
-                tally.judge(allow, &format!("{name} [{key} via {}]", v.origin), &v.value);
+                if tally.judge(allow, &format!("{name} [{key} via {}]", v.origin), &v.value) {
+                    tally
+                        .locations
+                        .extend(module.locate(&v.origin, Some(rule.resource)));
+                }
             }
             for u in &r.unresolved {
                 tally.unverifiable(format!(
@@ -425,11 +519,10 @@ pub fn judge_module(module: &Module, allow: &Allowlist) -> Tally {
     if !vars_seen.contains(ALLOWLIST_VARIABLE) {
         let r = module.variable(ALLOWLIST_VARIABLE, 0);
         for v in &r.values {
-            tally.judge(
-                allow,
-                &format!("variable {ALLOWLIST_VARIABLE} [{}]", v.origin),
-                &v.value,
-            );
+            let label = format!("variable {ALLOWLIST_VARIABLE} [{}]", v.origin);
+            if tally.judge(allow, &label, &v.value) {
+                tally.locations.extend(module.locate(&v.origin, None));
+            }
         }
         for u in &r.unresolved {
             tally.unverifiable(format!(
@@ -502,7 +595,13 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
             tally.ssh_sources
         )),
     };
-    outcome.with_evidence(tally.evidence)
+    // one place per offending line, however many values it holds
+    let mut locations = std::mem::take(&mut tally.locations);
+    locations.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    locations.dedup();
+    outcome
+        .with_evidence(tally.evidence)
+        .with_locations(locations)
 }
 
 #[cfg(test)]

@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 
 use crate::Globals;
 use crate::aws::{AwsClients, AwsSettings};
-use crate::cli::{DriftArgs, TextOrJson};
+use crate::cli::{DriftArgs, DriftFormat};
 use crate::exit::Exit;
+use crate::infra::iam::read_role_policies;
 use crate::infra::policy::PolicyDocument;
 use crate::output;
 
 use super::DriftError;
 use super::diff::compare;
-use super::live::read_role_policies;
 use super::render::Report;
 use super::template::{parse_vars, render};
 
@@ -69,8 +69,15 @@ pub async fn run(g: &Globals, args: DriftArgs) -> anyhow::Result<Exit> {
     };
 
     output::write(|out| match args.format {
-        TextOrJson::Json => report.write_json(out),
-        TextOrJson::Text => report.write_text(out, g.verbose > 0),
+        DriftFormat::Json => report.write_json(out),
+        DriftFormat::Text => report.write_text(out, g.verbose > 0),
+        DriftFormat::Sarif => {
+            let path = Path::new(&report.template);
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let uri = crate::sarif::repo_relative(path, &cwd);
+            let text = std::fs::read_to_string(path).ok();
+            super::sarif::write(&report, text.as_deref(), &uri, out)
+        }
     })?;
     Ok(if report.comparison.has_drift() {
         Exit::Findings

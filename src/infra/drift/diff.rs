@@ -25,7 +25,7 @@ use crate::infra::policy::{
     ActionMatch, Effect, PolicyDocument, Request, ResourceMatch, Statement, evaluate,
 };
 
-use super::live::{LiveKind, LivePolicy};
+use crate::infra::iam::{LiveKind, LivePolicy};
 
 /// How a difference matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

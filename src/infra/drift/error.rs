@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use super::live::LiveError;
 use super::template::TemplateError;
+use crate::infra::iam::LiveError;
 use crate::infra::policy::PolicyError;
 
 #[derive(Debug, thiserror::Error)]

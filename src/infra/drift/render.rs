@@ -35,7 +35,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::diff::{Class, Comparison, Difference, ProbeResult, Side};
-use super::live::LiveKind;
+use crate::infra::iam::LiveKind;
 
 /// The version of the JSON document above.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -187,7 +187,9 @@ impl Report {
     }
 }
 
-fn list(v: &Value) -> String {
+/// An `Action`/`Resource` value as a readable list (`everything except
+/// [...]` for the `Not` forms).
+pub(super) fn list(v: &Value) -> String {
     let Some((key, val)) = v.as_object().and_then(|o| o.iter().next()) else {
         return String::new();
     };
@@ -206,12 +208,9 @@ fn list(v: &Value) -> String {
     }
 }
 
-fn write_difference(out: &mut dyn Write, d: &Difference) -> std::io::Result<()> {
-    let mark = match d.class {
-        Class::Added => "+ added   ",
-        Class::Removed => "- removed ",
-        Class::Cosmetic => "~ cosmetic",
-    };
+/// `live` or `repo`, and `statement #N (Sid)`: where a difference is
+/// written, as the text and SARIF reports name it.
+pub(super) fn side_and_statement(d: &Difference) -> (&'static str, String) {
     let side = match d.side {
         Side::Live => "live",
         Side::Repo => "repo",
@@ -220,6 +219,16 @@ fn write_difference(out: &mut dyn Write, d: &Difference) -> std::io::Result<()> 
         Some(sid) => format!("statement #{} ({sid})", d.statement),
         None => format!("statement #{}", d.statement),
     };
+    (side, stmt)
+}
+
+fn write_difference(out: &mut dyn Write, d: &Difference) -> std::io::Result<()> {
+    let mark = match d.class {
+        Class::Added => "+ added   ",
+        Class::Removed => "- removed ",
+        Class::Cosmetic => "~ cosmetic",
+    };
+    let (side, stmt) = side_and_statement(d);
     if d.action.is_null() {
         writeln!(out, "{mark} {side} {}: {}", d.policy, d.reason)?;
         return Ok(());

@@ -57,9 +57,6 @@ impl ActionMatch {
             ActionMatch::Action(v) | ActionMatch::NotAction(v) => v,
         }
     }
-    pub fn is_not(&self) -> bool {
-        matches!(self, ActionMatch::NotAction(_))
-    }
 }
 
 /// `Resource` or `NotResource`, the same way as [`ActionMatch`].
@@ -74,9 +71,6 @@ impl ResourceMatch {
         match self {
             ResourceMatch::Resource(v) | ResourceMatch::NotResource(v) => v,
         }
-    }
-    pub fn is_not(&self) -> bool {
-        matches!(self, ResourceMatch::NotResource(_))
     }
 }
 

@@ -61,10 +61,6 @@ impl Decision {
             Decision::Inconclusive { .. } => "inconclusive",
         }
     }
-
-    pub fn is_allowed(&self) -> bool {
-        matches!(self, Decision::Allowed)
-    }
 }
 
 impl std::fmt::Display for Decision {

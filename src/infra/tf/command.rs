@@ -222,8 +222,9 @@ impl Ctx {
         Ok(outputs)
     }
 
-    /// `openpay doctor --host ssh_user@public_ip --wait`, as a child of the
-    /// current executable so the doctor runs exactly as a user would run it.
+    /// `openpay doctor --host ssh_user@public_ip --wait --instance-id ID`,
+    /// as a child of the current executable so the doctor runs exactly as a
+    /// user would run it.
     fn run_doctor(&self, outputs: &Outputs) -> anyhow::Result<Exit> {
         let (Some(user), Some(ip)) = (
             outputs::string(outputs, "ssh_user"),
@@ -237,11 +238,19 @@ impl Ctx {
         };
         let exe = std::env::current_exe().map_err(spawn_error)?;
         let host = format!("{user}@{ip}");
-        tracing::info!(%host, "openpay doctor --host {host} --wait");
-        let status = std::process::Command::new(exe)
-            .args(["doctor", "--host", &host, "--wait"])
-            .status()
-            .map_err(spawn_error)?;
+        let mut args = vec!["doctor".to_string(), "--host".into(), host, "--wait".into()];
+        // The stack's own instance: net.ssh-allowlist checks its groups.
+        if let Some(id) = outputs::string(outputs, "instance_id") {
+            args.extend(["--instance-id".into(), id]);
+        }
+        tracing::info!("openpay {}", args.join(" "));
+        let mut doctor = std::process::Command::new(exe);
+        doctor.args(&args);
+        // The doctor's AWS checks must see the AWS terraform just changed.
+        if let Some(url) = &self.endpoint_url {
+            doctor.env("AWS_ENDPOINT_URL", url);
+        }
+        let status = doctor.status().map_err(spawn_error)?;
         Ok(match status.code() {
             Some(0) => Exit::Success,
             Some(1) => Exit::Findings,

@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 pub mod cms;
+pub mod ec2;
 pub mod iam;
 pub mod moto;
+pub mod sarif;
 pub mod sshd;
 
 use std::path::PathBuf;

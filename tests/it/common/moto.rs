@@ -72,6 +72,21 @@ impl MotoServer {
     }
 }
 
+/// A bucket in the region the tests use (moto wants the constraint).
+pub async fn create_bucket(aws: &openpay::aws::AwsClients, name: &str) {
+    aws.s3()
+        .create_bucket()
+        .bucket(name)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 impl Drop for MotoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -28,6 +28,32 @@ pub fn keygen(path: &Path) {
     assert!(st.success(), "ssh-keygen failed for {}", path.display());
 }
 
+/// Stand-in tools of an Amazon Linux 2023 host (cloud-init 22.2, which
+/// rejects `--format json`; git; docker with compose v2 and buildx
+/// `buildx`) in `dir/bin`, for an sshd's PATH.
+pub fn stand_in_tools(dir: &Path, buildx: &str) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let tools = [
+        (
+            "cloud-init",
+            "case \"$*\" in\n  *--format*) echo 'cloud-init status: error: unrecognized arguments: --format json' >&2; exit 2 ;;\n  *) printf 'status: done\\ntime: Tue, 05 Nov 2024 10:00:00 +0000\\ndetail:\\nDataSourceEc2Local\\n' ;;\nesac\n".to_string(),
+        ),
+        ("git", "echo 'git version 2.40.1'\n".to_string()),
+        (
+            "docker",
+            format!("case \"$*\" in\n  --version) echo 'Docker version 25.0.8, build 0bab007' ;;\n  'version --format'*) echo '25.0.8' ;;\n  'compose version'*) echo 'Docker Compose version v2.29.7' ;;\n  'buildx version'*) echo 'github.com/docker/buildx v{buildx} 30feaa1' ;;\n  *) echo \"unexpected: $*\" >&2; exit 1 ;;\nesac\n"),
+        ),
+    ];
+    for (name, body) in tools {
+        let p = bin.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
 /// The current user name, the one sshd will log in.
 pub fn current_user() -> String {
     let out = Command::new("id").arg("-un").output().expect("id -un");
@@ -124,6 +150,39 @@ impl Sshd {
     /// A known_hosts line that trusts this server.
     pub fn known_hosts_line(&self) -> String {
         format!("[127.0.0.1]:{} {}", self.port, self.host_pub)
+    }
+
+    /// A HOME for an openpay process in which each of `addresses` (an
+    /// address an emulator invented, e.g. moto's public IP of an instance)
+    /// leads to this server on loopback: `~/.ssh/config` has `Host
+    /// <addresses>` with `HostName 127.0.0.1`, this port, the current user
+    /// and the authorized key, and `~/.ssh/known_hosts` trusts the server.
+    /// The invented address itself is never dialled.
+    pub fn home_mapping(&self, addresses: &[&str]) -> PathBuf {
+        let home = self.dir.path().join("home-mapped");
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        std::fs::write(
+            home.join(".ssh/config"),
+            format!(
+                "Host {}\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n",
+                addresses.join(" "),
+                self.port,
+                current_user(),
+                self.user_key.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            home.join(".ssh/known_hosts"),
+            format!("{}\n", self.known_hosts_line()),
+        )
+        .unwrap();
+        home
+    }
+
+    /// How many logins this server accepted (from its own log).
+    pub fn logins(&self) -> usize {
+        self.log().matches("Accepted publickey").count()
     }
 
     /// Writes a known_hosts file trusting this server; returns its path.

@@ -1,5 +1,7 @@
-//! Reading what the role really has: its inline policies and the default
-//! versions of its attached managed policies, through the IAM API.
+//! Reading what a role really has: its inline policies and the default
+//! versions of its attached managed policies, through the IAM API. One
+//! reader for `openpay iam drift` and the doctor's `aws.iam.put-object`
+//! (its local fallback), so both judge the same documents.
 //!
 //! Needs only iam:GetRole, iam:ListRolePolicies, iam:GetRolePolicy,
 //! iam:ListAttachedRolePolicies, iam:GetPolicy and iam:GetPolicyVersion
