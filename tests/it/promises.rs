@@ -123,6 +123,7 @@ fn jobs_n_transfers_n_files_at_once() {
     observe_jobs(&cms, &paths, dir.path(), &["--jobs", "3"], 3);
 
     // From the config file, in a fresh directory.
+    assert_eq!(cms.in_flight(), 0, "the first run's bodies are done");
     cms.reset_counters();
     for p in &paths {
         cms.hold_at(p, 1000);
