@@ -59,6 +59,8 @@ if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c 'import moto, fla
   "$venv/bin/pip" install -q --disable-pip-version-check "${moto_pins[@]}"
 fi
 export OPENPAY_TEST_MOTO_SERVER="$venv/bin/moto_server"
+# The record-count tests check openpay against Python's csv module.
+export OPENPAY_TEST_PYTHON="$venv/bin/python"
 
 # 3. terraform with the hashicorp/aws provider from the local mirror.
 tmp="$root/.test-tmp"

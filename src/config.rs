@@ -64,6 +64,9 @@ pub struct PipelineSection {
     pub work_dir: PathBuf,
     pub source_url: String,
     pub jobs: usize,
+    /// Seconds the publisher's datastore may take to give a file's record
+    /// count before the run goes on without it.
+    pub datastore_timeout_secs: u64,
 }
 
 impl Default for PipelineSection {
@@ -72,6 +75,7 @@ impl Default for PipelineSection {
             work_dir: PathBuf::from("data"),
             source_url: "https://openpaymentsdata.cms.gov".to_string(),
             jobs: 4,
+            datastore_timeout_secs: 20,
         }
     }
 }
@@ -200,6 +204,14 @@ impl Config {
                     self.pipeline.jobs =
                         value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                             bad(format!("`{value}` is not a positive whole number"))
+                        })?
+                }
+                ("PIPELINE", "DATASTORE_TIMEOUT_SECS") => {
+                    self.pipeline.datastore_timeout_secs =
+                        value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                            bad(format!(
+                                "`{value}` is not a positive whole number of seconds"
+                            ))
                         })?
                 }
                 ("DOCTOR", "ALLOWED_SSH_CIDRS") => {

@@ -9,6 +9,7 @@ mod common;
 mod doctor;
 mod drift;
 mod pipeline;
+mod records;
 mod ssh;
 mod standalone;
 mod tf;
