@@ -11,7 +11,8 @@
 #             by design; the speed ceiling of a byte scan)
 #   python    csv.reader (CPython's C parser), strict=True
 #   duckdb    SELECT count(*) FROM read_csv(..., strict_mode=true), threads=1
-#   xsv/qsv   `count`, the Rust csv crate, when on PATH (not installed here:
+#   csv crate the Rust csv crate's reader, as `xsv count` runs it (xsv/qsv
+#             themselves are timed too when on PATH; not installed here:
 #             `cargo install xsv` costs minutes of build on this machine)
 #
 # Every tool's count is printed next to its time; the scanner's must equal
@@ -73,9 +74,11 @@ with open(sys.argv[1], newline="", encoding="utf-8") as f:
 }
 t_duckdb() {
   measure "$py" -c 'import duckdb,sys
-c = duckdb.connect(); c.execute("SET threads=1")
+c = duckdb.connect(); c.execute("SET threads=1"); c.execute("SET enable_progress_bar=false")
 print(c.execute("SELECT count(*) FROM read_csv(?, header=true, all_varchar=true, strict_mode=true)", [sys.argv[1]]).fetchone()[0])' "$file"
 }
+# shellcheck disable=SC2016
+t_csv_crate() { measure sh -c '"$1" csv-crate "$2" | sed -E "s/.*records=([0-9]+).*/\1/"' _ "$bin" "$file"; }
 t_xsv() { measure "$1" count "$file"; }
 
 rows=()
@@ -85,6 +88,7 @@ add openpay "$(t_openpay)"
 add "wc -l" "$(t_wc)"
 add "python csv" "$(t_python)"
 add "duckdb strict" "$(t_duckdb)"
+add "csv crate" "$(t_csv_crate)"
 for x in xsv qsv; do
   if command -v "$x" >/dev/null; then add "$x count" "$(t_xsv "$x")"; else log "$x not on PATH: skipped"; fi
 done

@@ -3,6 +3,8 @@
 //!                                       quoted, embedded CRLF in addresses,
 //!                                       doubled quotes) of at least BYTES
 //!   records count FILE                  records, columns, seconds, GB/s
+//!   records csv-crate FILE              records as the `csv` crate reads
+//!                                       them (the engine of `xsv count`)
 
 use std::io::{Read, Write};
 use std::time::Instant;
@@ -12,8 +14,11 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("gen") if args.len() == 5 => generate(&args[2], args[3].parse().unwrap(), &args[4]),
         Some("count") if args.len() == 3 => count(&args[2]),
+        Some("csv-crate") if args.len() == 3 => csv_crate(&args[2]),
         _ => {
-            eprintln!("usage: records gen HEADER_FILE BYTES OUT | records count FILE");
+            eprintln!(
+                "usage: records gen HEADER_FILE BYTES OUT | records count FILE | records csv-crate FILE"
+            );
             std::process::exit(2);
         }
     }
@@ -41,7 +46,7 @@ fn generate(header_file: &str, bytes: u64, out: &str) {
                 0 => row.push_str("UNCHANGED"),
                 9 => row.push_str("O\"\"NEIL"),
                 // Street address with a line break, as some records have.
-                11 if i % 7 == 0 => {
+                11 if i.is_multiple_of(7) => {
                     row.push_str(&format!("{} MAIN ST\r\nSUITE {}", rng.u16(..), rng.u8(..)))
                 }
                 30 => row.push_str(&format!("{}.{:02}", rng.u32(..100_000), rng.u8(..100))),
@@ -82,4 +87,18 @@ fn count(path: &str) {
         s.unterminated_quote,
         s.bytes as f64 / secs / 1e9
     );
+}
+
+/// What `xsv count` does without an index: one `ByteRecord` reused.
+fn csv_crate(path: &str) {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_path(path)
+        .unwrap();
+    let mut record = csv::ByteRecord::new();
+    let mut n = 0u64;
+    while reader.read_byte_record(&mut record).unwrap() {
+        n += 1;
+    }
+    println!("records={n}");
 }
