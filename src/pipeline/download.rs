@@ -296,6 +296,10 @@ pub async fn fetch(
     let mut resumed = keep > 0;
     let mut attempts = 0u32;
     let mut fruitless = 0u32;
+    // Bodies that ended inside a quoted field: each made progress, so they
+    // are bounded on their own, or a source serving a cut file would be
+    // fetched forever.
+    let mut cut_short = 0u32;
     let mut transferred = 0u64;
 
     loop {
@@ -390,6 +394,15 @@ pub async fn fetch(
                         resumed = false;
                         let cut = keep;
                         keep = 0;
+                        cut_short += 1;
+                        if cut_short >= retry.max_attempts {
+                            return Err(fail(
+                                format!(
+                                    "{url}: ends inside a quoted field after {cut} bytes on {cut_short} attempts: the source serves a cut file; nothing was stored"
+                                ),
+                                attempts,
+                            ));
+                        }
                         Err(FetchError::Network(format!(
                             "the body ends inside a quoted field after {cut} bytes: the transfer was cut short"
                         )))

@@ -33,15 +33,20 @@ print(json.dumps({
 }))
 "#;
 
-fn python_csv(bytes: &[u8]) -> PyCsv {
+/// Runs [`PY_COUNT`] on these bytes.
+fn run_python(bytes: &[u8]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.csv");
     std::fs::write(&path, bytes).unwrap();
-    let o = Command::new(required_env("OPENPAY_TEST_PYTHON"))
+    Command::new(required_env("OPENPAY_TEST_PYTHON"))
         .args(["-c", PY_COUNT])
         .arg(&path)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn python_csv(bytes: &[u8]) -> PyCsv {
+    let o = run_python(bytes);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     PyCsv {
@@ -296,6 +301,53 @@ fn every_edge_case_counts_like_python_and_findings_end_the_run_with_exit_1() {
         serde_json::Value::Null,
         "some files have no publisher count"
     );
+}
+
+#[test]
+fn a_source_that_always_serves_a_cut_file_fails_it_and_stores_nothing() {
+    let cms = CmsServer::start();
+    let mut body = payments_csv(13, 5_000);
+    body.extend_from_slice(b"\"UNCHANGED\",\"cut here");
+    assert!(
+        python_strict_rejects(&body),
+        "Python's csv agrees the file ends inside a quoted field"
+    );
+    let path = cms.publish(2023, "General", NAME, body);
+    let env = Env::new();
+    let lake = env.lake();
+    let o = env.run(&cms, &["--dest", lake.to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    let m = env.manifests().last().unwrap().clone();
+    assert_eq!(m["status"], "failed");
+    let a = &env.audits(&m)[0];
+    assert_eq!(a["download"], "failed");
+    assert!(
+        a["error"]
+            .as_str()
+            .unwrap()
+            .contains("inside a quoted field"),
+        "{a:#}"
+    );
+    let gets = cms
+        .requests(&path)
+        .iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert_eq!(
+        gets, 6,
+        "fetched again up to the retry limit, then given up"
+    );
+    assert!(
+        !lake.join("raw").exists(),
+        "nothing stored: {:?}",
+        std::fs::read_dir(&lake).map(|d| d.count())
+    );
+}
+
+/// Python's strict csv reader refuses bytes that end inside quotes.
+fn python_strict_rejects(bytes: &[u8]) -> bool {
+    let o = run_python(bytes);
+    !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unexpected end of data")
 }
 
 #[test]
