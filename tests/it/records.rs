@@ -108,6 +108,7 @@ fn every_edge_case_counts_like_python_and_findings_end_the_run_with_exit_1() {
     bodies.push((2016, bom));
     // A ragged record amid good ones, and no final line end.
     let mut ragged = payments_csv(2, 20_000);
+    let ragged_at = ragged.len();
     ragged.extend_from_slice(b"\"only\",\"three\",\"fields\"\n");
     let good = payments_csv(3, 0);
     let last_row = good
@@ -222,6 +223,7 @@ fn every_edge_case_counts_like_python_and_findings_end_the_run_with_exit_1() {
     let a = audit_of(&audits, 2017);
     assert_eq!(a["ragged_records"]["first"][0]["record"], py[1].ragged[0]);
     assert_eq!(a["ragged_records"]["first"][0]["fields"], 3);
+    assert_eq!(a["ragged_records"]["first"][0]["offset"], ragged_at);
     assert_eq!(a["records_expected"], serde_json::Value::Null);
     assert!(
         a["records_expected_reason"]
@@ -379,6 +381,28 @@ fn a_download_killed_mid_file_resumes_with_the_uninterrupted_count() {
     let a = &env.audits(env.manifests().last().unwrap())[0];
     assert_eq!(a["download"], "skipped_verified");
     assert_eq!(a["records"], want.records);
+
+    // A file recorded before records were kept is scanned once, then
+    // its record carries the count.
+    let file = env
+        .work()
+        .join(format!("raw/dataset=general-payments/year=2023/{NAME}"));
+    let sidecar = file.with_file_name(format!("{NAME}.openpay.json"));
+    let mut rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    assert_eq!(
+        rec["records"]["records"], want.records,
+        "kept in the record"
+    );
+    rec.as_object_mut().unwrap().remove("records");
+    std::fs::write(&sidecar, serde_json::to_vec(&rec).unwrap()).unwrap();
+    let o = env.run(&cms, &["--no-upload"]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let a = &env.audits(env.manifests().last().unwrap())[0];
+    assert_eq!(a["download"], "skipped_verified");
+    assert_eq!(a["records"], want.records);
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    assert_eq!(rec["records"]["records"], want.records, "written back");
 }
 
 #[tokio::test(flavor = "multi_thread")]
