@@ -25,7 +25,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 mkdir -p "$CARGO_BUILD_BUILD_DIR"
 last_checkout="$CARGO_BUILD_BUILD_DIR/.openpay-last-checkout"
 if [ "$(cat "$last_checkout" 2>/dev/null)" != "$root" ]; then
-  find src tests checks -type f -exec touch {} +
+  find src tests checks crates -type f -exec touch {} +
 fi
 printf '%s\n' "$root" >"$last_checkout"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
