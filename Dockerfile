@@ -26,22 +26,25 @@ WORKDIR /src
 # Cargo.toml or Cargo.lock change, not on every source edit. The manifest is
 # built against stub sources; [[bench]]/[[test]]/[[example]] tables are
 # dropped for this step only (cargo refuses a manifest whose declared target
-# files are missing, and `cargo build` does not build them anyway).
+# files are missing, and `cargo build` does not build them anyway). The
+# workspace's scanner crate (crates/records) is stubbed the same way.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src \
+COPY crates/records/Cargo.toml crates/records/
+RUN mkdir -p src crates/records/src \
  && echo 'fn main() {}' > src/main.rs \
  && : > src/lib.rs \
+ && : > crates/records/src/lib.rs \
  && awk '/^\[\[(bench|test|example)\]\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' \
       Cargo.toml > Cargo.deps.toml \
  && mv Cargo.deps.toml Cargo.toml \
  && cargo build --release --locked \
- && rm -rf src
+ && rm -rf src crates/records/src
 
 # Then the sources. COPY keeps the files' old mtimes, older than the stub
 # build above: touch them so cargo rebuilds openpay instead of shipping the
 # stub binary.
 COPY . .
-RUN touch src/main.rs src/lib.rs \
+RUN touch src/main.rs src/lib.rs crates/records/src/lib.rs \
  && cargo build --release --locked \
  && install -D -m 0755 target/release/openpay /out/openpay
 

@@ -26,7 +26,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 mkdir -p "$CARGO_BUILD_BUILD_DIR"
 last_checkout="$CARGO_BUILD_BUILD_DIR/.openpay-last-checkout"
 if [ "$(cat "$last_checkout" 2>/dev/null)" != "$root" ]; then
-  find src tests checks -type f -exec touch {} +
+  find src tests checks crates -type f -exec touch {} +
 fi
 printf '%s\n' "$root" >"$last_checkout"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -61,6 +61,8 @@ if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c 'import moto, fla
   "$venv/bin/pip" install -q --disable-pip-version-check "${moto_pins[@]}"
 fi
 export OPENPAY_TEST_MOTO_SERVER="$venv/bin/moto_server"
+# The record-count tests check openpay against Python's csv module.
+export OPENPAY_TEST_PYTHON="$venv/bin/python"
 
 # 3. terraform with the hashicorp/aws provider from the local mirror.
 tmp="$root/.test-tmp"

@@ -27,6 +27,7 @@ const ENV_KEYS: &[&str] = &[
     "PIPELINE_WORK_DIR",
     "PIPELINE_SOURCE_URL",
     "PIPELINE_JOBS",
+    "PIPELINE_DATASTORE_TIMEOUT_SECS",
     "DOCTOR_ALLOWED_SSH_CIDRS",
     "DOCTOR_SECURITY_GROUP_IDS",
     "DOCTOR_MIN_BUILDX",
@@ -84,6 +85,9 @@ pub struct PipelineSection {
     pub work_dir: PathBuf,
     pub source_url: String,
     pub jobs: usize,
+    /// Seconds the publisher's datastore may take to give a file's record
+    /// count before the run goes on without it.
+    pub datastore_timeout_secs: u64,
 }
 
 impl Default for PipelineSection {
@@ -92,6 +96,7 @@ impl Default for PipelineSection {
             work_dir: PathBuf::from("data"),
             source_url: "https://openpaymentsdata.cms.gov".to_string(),
             jobs: 4,
+            datastore_timeout_secs: 20,
         }
     }
 }
@@ -169,6 +174,13 @@ impl Config {
                 ),
             });
         }
+        if self.pipeline.datastore_timeout_secs == 0 {
+            return Err(ConfigError::Value {
+                path: path.to_path_buf(),
+                key: "[pipeline] datastore_timeout_secs",
+                message: "= 0: use a positive whole number of seconds".into(),
+            });
+        }
         Ok(())
     }
 
@@ -240,6 +252,18 @@ impl Config {
                                 "`{value}` is not a number from {} to {}",
                                 JOBS.start(),
                                 JOBS.end()
+                            ))
+                        })?
+                }
+                "PIPELINE_DATASTORE_TIMEOUT_SECS" => {
+                    self.pipeline.datastore_timeout_secs = value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "`{value}` is not a positive whole number of seconds"
                             ))
                         })?
                 }

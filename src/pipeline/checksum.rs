@@ -44,6 +44,9 @@ pub struct FileRecord {
     /// recognise its own upload in a store that keeps no checksum.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub uploaded: BTreeMap<String, String>,
+    /// The file read as CSV; absent in records older than the scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<super::records::RecordScan>,
 }
 
 /// The two digests openpay keeps of a file: sha256 for audits and people;
@@ -241,6 +244,7 @@ mod tests {
             crc64nvme: Some(d.crc64nvme),
             unsynced_boot: boot_id().map(str::to_string),
             uploaded: BTreeMap::new(),
+            records: None,
         };
         write_record(&p, &rec).unwrap();
         assert_eq!(quick_verified(&p, Some("u")), Some(rec.clone()));

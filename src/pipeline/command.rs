@@ -148,6 +148,7 @@ async fn settings(g: &Globals, args: RunArgs) -> Result<RunSettings, PipelineErr
         run_id,
         progress_bars: std::io::stderr().is_terminal() && g.log_format == LogFormat::Text,
         retry: RetryPolicy::default(),
+        datastore_timeout: std::time::Duration::from_secs(g.config.pipeline.datastore_timeout_secs),
         config: std::sync::Arc::new(config),
         aws,
     })
@@ -173,6 +174,7 @@ fn print_plan(s: &RunSettings, rows: &[PlanRow]) -> Result<(), OutputError> {
         "year",
         "file",
         "size",
+        "records expected",
         "url",
         "destination",
     ]);
@@ -185,6 +187,10 @@ fn print_plan(s: &RunSettings, rows: &[PlanRow]) -> Result<(), OutputError> {
                 Err(e) => format!("REFUSED: {e}"),
             },
             r.size.map(human).unwrap_or_else(|| "unknown".into()),
+            match &r.expected {
+                Ok(p) => p.count.to_string(),
+                Err(reason) => format!("unknown ({reason})"),
+            },
             r.file.url.clone(),
             r.target.clone(),
         ]);
@@ -214,7 +220,7 @@ fn finish(g: &Globals, r: &RunReport) -> Result<Exit, OutputError> {
     if g.log_format == LogFormat::Text {
         let mut t = Table::new();
         t.load_style(UTF8_FULL_CONDENSED).set_header([
-            "file", "download", "upload", "bytes", "sha256", "seconds", "note",
+            "file", "download", "upload", "bytes", "records", "sha256", "seconds", "note",
         ]);
         for a in &r.audits {
             t.add_row([
@@ -222,6 +228,7 @@ fn finish(g: &Globals, r: &RunReport) -> Result<Exit, OutputError> {
                 run::label(&a.download),
                 run::label(&a.upload),
                 a.bytes.map(human).unwrap_or_default(),
+                records_cell(a),
                 a.sha256
                     .as_deref()
                     .map(|s| s[..12.min(s.len())].to_string())
@@ -233,7 +240,7 @@ fn finish(g: &Globals, r: &RunReport) -> Result<Exit, OutputError> {
         output::line(t)?;
     }
     output::line(format_args!(
-        "run {} {}: {} planned, {} downloaded, {} verified locally, {} uploaded, {} already there, {} failed; manifest {}",
+        "run {} {}: {} planned, {} downloaded, {} verified locally, {} uploaded, {} already there, {} failed, {} records{}; manifest {}",
         m.run_id,
         run::label(&m.status),
         m.files_planned,
@@ -242,16 +249,40 @@ fn finish(g: &Globals, r: &RunReport) -> Result<Exit, OutputError> {
         m.files_uploaded,
         m.files_upload_skipped,
         m.files_failed,
+        m.records_total,
+        match m.records_expected_total {
+            Some(n) => format!(" (publisher: {n})"),
+            None => String::new(),
+        },
         r.manifest_dir.join("manifest.json").display()
     ))?;
+    for f in &m.findings {
+        eprintln!(
+            "finding: {}: {}: {}",
+            f.file,
+            run::label(&f.kind),
+            f.message
+        );
+    }
     if let Some(e) = &r.publish_error {
         eprintln!("error: the run's manifest could not be copied to the destination: {e}");
         return Ok(Exit::Findings);
     }
     Ok(match m.status {
         RunStatus::Completed => Exit::Success,
+        // Every object stored, but not what the publisher says.
+        RunStatus::CompletedWithFindings => Exit::Findings,
         _ => Exit::Findings,
     })
+}
+
+/// `1234` or `1234 of 1235` when the publisher's count differs.
+fn records_cell(a: &super::manifest::FileAudit) -> String {
+    match (a.records.records, a.records.records_expected) {
+        (Some(got), Some(want)) if got != want => format!("{got} of {want}"),
+        (Some(got), _) => got.to_string(),
+        (None, _) => String::new(),
+    }
 }
 
 #[cfg(test)]

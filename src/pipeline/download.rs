@@ -5,8 +5,11 @@
 //! crash the next attempt sends `Range` guarded by `If-Range`, so a file
 //! republished meanwhile restarts instead of being spliced. The digests
 //! are computed while the bytes stream in (on a blocking thread, overlapping
-//! the network); the final length is checked, a sidecar record is written,
-//! and only then is the file renamed into place.
+//! the network), and so are the CSV records ([`super::records`]); the final
+//! length is checked, a sidecar record is written, and only then is the
+//! file renamed into place. A body that ends inside a quoted field was cut
+//! short whatever its length says: it is fetched again from the start and
+//! never moved into place.
 //!
 //! A run first asks [`reuse`] for a verified final file, else [`fetch`]es
 //! into the `.part` file and [`finish`]es (record, rename). The two are
@@ -25,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::checksum::{self, Digests, FileRecord, Hasher};
 use super::fetch::{self, FetchError, Validator};
 use super::growing::FillSender;
+use super::records::RecordScan;
 use super::retry::RetryPolicy;
 use super::source::{Location, Source};
 
@@ -47,6 +51,8 @@ pub struct Downloaded {
     pub attempts: u32,
     /// Bytes actually received in this run.
     pub transferred: u64,
+    /// The file read as CSV.
+    pub records: RecordScan,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,12 +98,28 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// How often a growing `.part` file tells its uploader how far it is.
 const PUBLISH_EVERY: u64 = 4 << 20;
 
-/// The append side of a `.part` file: the file and its running digests.
-/// While a body streams in they are driven on two threads ([`pump`]):
-/// hashing is the slowest step, and writing need not wait for it.
+/// The append side of a `.part` file: the file, its running digests and
+/// its record scan. While a body streams in they are driven on three
+/// threads ([`pump`]): hashing is the slowest step, and neither writing
+/// nor scanning need wait for it.
 struct PartWriter {
     sink: PartSink,
     hasher: Hasher,
+    scanner: openpay_records::Scanner,
+}
+
+/// Feeds what is read to the record scanner too.
+struct Tee<'a, R> {
+    inner: R,
+    scanner: &'a mut openpay_records::Scanner,
+}
+
+impl<R: std::io::Read> std::io::Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.scanner.feed(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Writes chunks straight from the network buffers (one `writev` per
@@ -112,7 +134,8 @@ struct PartSink {
 }
 
 impl PartWriter {
-    /// Opens `part`, keeping its first `keep` bytes and re-hashing them.
+    /// Opens `part`, keeping its first `keep` bytes and re-hashing and
+    /// rescanning them (one read).
     fn open(part: &Path, keep: u64, feed: Option<Arc<FillSender>>) -> std::io::Result<Self> {
         let mut f = std::fs::OpenOptions::new()
             .read(true)
@@ -122,8 +145,13 @@ impl PartWriter {
             .open(part)?;
         f.set_len(keep)?;
         let mut hasher = Hasher::default();
+        let mut scanner = openpay_records::Scanner::new();
         f.seek(SeekFrom::Start(0))?;
-        let hashed = checksum::hash_reader(&mut f, &mut hasher, keep)?;
+        let mut tee = Tee {
+            inner: &mut f,
+            scanner: &mut scanner,
+        };
+        let hashed = checksum::hash_reader(&mut tee, &mut hasher, keep)?;
         debug_assert_eq!(hashed, keep);
         f.seek(SeekFrom::Start(keep))?;
         if let Some(feed) = &feed {
@@ -137,6 +165,7 @@ impl PartWriter {
                 feed,
             },
             hasher,
+            scanner,
         })
     }
 
@@ -186,11 +215,29 @@ pub struct Fetched {
     status: DownloadStatus,
     attempts: u32,
     transferred: u64,
+    records: RecordScan,
 }
 
 /// The verified final file at `dest`, if there is one (else it is removed).
 pub async fn reuse(dest: &Path, url: &str, expected: &Expected) -> Option<Downloaded> {
-    let rec = reuse_final(dest, url, expected).await?;
+    let mut rec = reuse_final(dest, url, expected).await?;
+    let records = match rec.records.clone() {
+        Some(r) => r,
+        // Downloaded before records were kept: scan it once and keep it.
+        None => {
+            let (d, mut r) = (dest.to_path_buf(), rec.clone());
+            let scan = blocking(move || {
+                let scan = RecordScan::of_file(&d)?;
+                r.records = Some(scan.clone());
+                checksum::write_record(&d, &r)?;
+                Ok(scan)
+            })
+            .await
+            .ok()?;
+            rec.records = Some(scan.clone());
+            scan
+        }
+    };
     Some(Downloaded {
         path: dest.to_path_buf(),
         bytes: rec.bytes,
@@ -198,6 +245,7 @@ pub async fn reuse(dest: &Path, url: &str, expected: &Expected) -> Option<Downlo
         status: DownloadStatus::SkippedVerified,
         attempts: 0,
         transferred: 0,
+        records,
     })
 }
 
@@ -248,6 +296,10 @@ pub async fn fetch(
     let mut resumed = keep > 0;
     let mut attempts = 0u32;
     let mut fruitless = 0u32;
+    // Bodies that ended inside a quoted field: each made progress, so they
+    // are bounded on their own, or a source serving a cut file would be
+    // fetched forever.
+    let mut cut_short = 0u32;
     let mut transferred = 0u64;
 
     loop {
@@ -255,7 +307,14 @@ pub async fn fetch(
             && keep == total
             && total > 0
         {
-            break;
+            if !writer.scanner.summary().unterminated_quote {
+                break;
+            }
+            // A crash left a cut body that looked complete: fetch it anew.
+            writer = start_over(&part, &state_path, feed.clone())
+                .await
+                .map_err(|e| fail(format!("cannot reset {}: {e}", part.display()), attempts))?;
+            (state, keep, resumed) = (None, 0, false);
         }
         attempts += 1;
         let validator = state.as_ref().and_then(|s| s.validator.clone());
@@ -321,6 +380,33 @@ pub async fn fetch(
                     (Ok(()), Some(total)) if keep > total => Err(FetchError::Fatal(format!(
                         "received {keep} bytes but the source announced {total}"
                     ))),
+                    (Ok(()), _) if writer.scanner.summary().unterminated_quote => {
+                        // Complete by its length, cut by its content: the
+                        // next attempt starts over, the way a changed
+                        // source does.
+                        writer =
+                            start_over(&part, &state_path, feed.clone())
+                                .await
+                                .map_err(|e| {
+                                    fail(format!("cannot reset {}: {e}", part.display()), attempts)
+                                })?;
+                        state = None;
+                        resumed = false;
+                        let cut = keep;
+                        keep = 0;
+                        cut_short += 1;
+                        if cut_short >= retry.max_attempts {
+                            return Err(fail(
+                                format!(
+                                    "{url}: ends inside a quoted field after {cut} bytes on {cut_short} attempts: the source serves a cut file; nothing was stored"
+                                ),
+                                attempts,
+                            ));
+                        }
+                        Err(FetchError::Network(format!(
+                            "the body ends inside a quoted field after {cut} bytes: the transfer was cut short"
+                        )))
+                    }
                     (Ok(()), _) => break,
                 }
             }
@@ -350,7 +436,7 @@ pub async fn fetch(
     }
 
     let p = part.clone();
-    let (bytes, digests) = blocking(move || seal(writer, &p)).await.map_err(|e| {
+    let (bytes, digests, records) = blocking(move || seal(writer, &p)).await.map_err(|e| {
         fail(
             format!("finishing {} failed: {e}", part.display()),
             attempts,
@@ -374,12 +460,32 @@ pub async fn fetch(
         },
         attempts,
         transferred,
+        records,
     })
 }
 
+/// Empties the `.part` file and forgets its version, so the next request
+/// fetches the whole file; streamed parts built on the old bytes are void.
+async fn start_over(
+    part: &Path,
+    state_path: &Path,
+    feed: Option<Arc<FillSender>>,
+) -> std::io::Result<PartWriter> {
+    if let Some(f) = &feed {
+        f.broken();
+    }
+    let _ = std::fs::remove_file(state_path);
+    let p = part.to_path_buf();
+    blocking(move || PartWriter::open(&p, 0, feed)).await
+}
+
 /// Flushes the writer and checks the file holds what was hashed.
-fn seal(writer: PartWriter, part: &Path) -> std::io::Result<(u64, Digests)> {
-    let PartWriter { sink, hasher } = writer;
+fn seal(writer: PartWriter, part: &Path) -> std::io::Result<(u64, Digests, RecordScan)> {
+    let PartWriter {
+        sink,
+        hasher,
+        scanner,
+    } = writer;
     let (f, len) = (sink.file, sink.len);
     // Without a boot id there is no way to tell a reboot later: pay for
     // durability now.
@@ -394,7 +500,11 @@ fn seal(writer: PartWriter, part: &Path) -> std::io::Result<(u64, Digests)> {
             part.display()
         )));
     }
-    Ok((len, hasher.finish()))
+    Ok((
+        len,
+        hasher.finish(),
+        RecordScan::from_summary(&scanner.summary()),
+    ))
 }
 
 /// Records the fetched file and renames it into place.
@@ -409,6 +519,7 @@ pub async fn finish(f: Fetched) -> Result<Downloaded, DownloadError> {
         status: f.status,
         attempts: f.attempts,
         transferred: f.transferred,
+        records: f.records.clone(),
     };
     blocking(move || {
         // The record is written for the final name before the rename
@@ -424,6 +535,7 @@ pub async fn finish(f: Fetched) -> Result<Downloaded, DownloadError> {
             crc64nvme: Some(f.digests.crc64nvme),
             unsynced_boot: checksum::boot_id().map(str::to_string),
             uploaded: Default::default(),
+            records: Some(f.records),
         };
         checksum::write_record(&f.dest, &rec)?;
         std::fs::rename(&f.part, &f.dest)?;
@@ -506,6 +618,7 @@ async fn pump(
     let PartWriter {
         mut sink,
         mut hasher,
+        mut scanner,
     } = writer;
     let start = sink.len;
     // Chunks travel in batches of whatever arrived together: one channel
@@ -513,6 +626,7 @@ async fn pump(
     // the hashing itself.
     let (wtx, mut wrx) = tokio::sync::mpsc::channel::<Arc<Vec<Bytes>>>(8);
     let (htx, mut hrx) = tokio::sync::mpsc::channel::<Arc<Vec<Bytes>>>(8);
+    let (stx, mut srx) = tokio::sync::mpsc::channel::<Arc<Vec<Bytes>>>(8);
     let writing = tokio::task::spawn_blocking(move || {
         let mut outcome = Ok(());
         while let Some(batch) = wrx.blocking_recv() {
@@ -532,6 +646,14 @@ async fn pump(
         }
         hasher
     });
+    let scanning = tokio::task::spawn_blocking(move || {
+        while let Some(batch) = srx.blocking_recv() {
+            for chunk in batch.iter() {
+                scanner.feed(chunk);
+            }
+        }
+        scanner
+    });
     let mut result = Ok(());
     let mut batches = chunks.ready_chunks(64);
     while let Some(items) = batches.next().await {
@@ -549,9 +671,13 @@ async fn pump(
         let len: u64 = batch.iter().map(|c| c.len() as u64).sum();
         if !batch.is_empty() {
             let batch = Arc::new(batch);
-            // Both stay in step: a batch is hashed exactly when it is
-            // written. A closed channel means the writer failed.
-            if wtx.send(Arc::clone(&batch)).await.is_err() || htx.send(batch).await.is_err() {
+            // All three stay in step: a batch is hashed and scanned
+            // exactly when it is written. A closed channel means the
+            // writer failed.
+            if wtx.send(Arc::clone(&batch)).await.is_err()
+                || htx.send(Arc::clone(&batch)).await.is_err()
+                || stx.send(batch).await.is_err()
+            {
                 break;
             }
             on_bytes(len);
@@ -561,15 +687,25 @@ async fn pump(
             break;
         }
     }
-    drop((wtx, htx));
-    let joined = tokio::join!(writing, hashing);
+    drop((wtx, htx, stx));
+    let joined = tokio::join!(writing, hashing, scanning);
     match joined {
-        (Ok((sink, Ok(()))), Ok(hasher)) => {
+        (Ok((sink, Ok(()))), Ok(hasher), Ok(scanner)) => {
             let n = sink.len - start;
-            (Ok(PartWriter { sink, hasher }), n, result)
+            (
+                Ok(PartWriter {
+                    sink,
+                    hasher,
+                    scanner,
+                }),
+                n,
+                result,
+            )
         }
-        (Ok((_, Err(e))), _) => (Err(e), 0, result),
-        (Err(e), _) | (_, Err(e)) => (Err(std::io::Error::other(e.to_string())), 0, result),
+        (Ok((_, Err(e))), _, _) => (Err(e), 0, result),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            (Err(std::io::Error::other(e.to_string())), 0, result)
+        }
     }
 }
 

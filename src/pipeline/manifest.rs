@@ -13,12 +13,16 @@ use serde::{Deserialize, Serialize};
 use super::Dataset;
 use super::atomic::write_atomic;
 use super::download::DownloadStatus;
+use super::records::{FindingKind, RecordAudit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Running,
     Completed,
+    /// Every file is stored, and at least one is not what the publisher
+    /// says it is (a [`Finding`]): the objects stay, exit 1.
+    CompletedWithFindings,
     Partial,
     Failed,
     Blocked,
@@ -62,6 +66,17 @@ pub struct FileAudit {
     pub attempts: u32,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// What the file holds as CSV, against the publisher's numbers.
+    #[serde(flatten)]
+    pub records: RecordAudit,
+}
+
+/// Something wrong with a stored file's records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub file: String,
+    pub kind: FindingKind,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +99,15 @@ pub struct Manifest {
     pub upload: bool,
     pub preflight: PreflightRecord,
     pub openpay_version: String,
+    /// Data records in the files audited (headers excluded).
+    #[serde(default)]
+    pub records_total: u64,
+    /// The publisher's count for the same files; null unless the
+    /// datastore answered for every one.
+    #[serde(default)]
+    pub records_expected_total: Option<u64>,
+    #[serde(default)]
+    pub findings: Vec<Finding>,
 }
 
 impl Manifest {
@@ -108,12 +132,34 @@ impl Manifest {
             .iter()
             .filter(|a| matches!(a.upload, U::SkippedIdentical | U::SkippedExists))
             .count();
+        self.records_total = audits.iter().filter_map(|a| a.records.records).sum();
+        self.records_expected_total = audits
+            .iter()
+            .map(|a| a.records.records_expected)
+            .sum::<Option<u64>>()
+            .filter(|_| !audits.is_empty());
+        self.findings = audits
+            .iter()
+            .flat_map(|a| {
+                a.records
+                    .findings()
+                    .into_iter()
+                    .map(|(kind, message)| Finding {
+                        file: a.file.clone(),
+                        kind,
+                        message,
+                    })
+            })
+            .collect();
     }
 
-    /// The end state from the audits: all good, some good, none good.
+    /// The end state from the audits: all good, all stored but with
+    /// findings, some good, none good.
     pub fn final_status(&self) -> RunStatus {
-        if self.files_failed == 0 {
+        if self.files_failed == 0 && self.findings.is_empty() {
             RunStatus::Completed
+        } else if self.files_failed == 0 {
+            RunStatus::CompletedWithFindings
         } else if self.files_failed < self.files_planned {
             RunStatus::Partial
         } else {

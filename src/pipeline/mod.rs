@@ -13,6 +13,7 @@ pub mod lock;
 pub mod manifest;
 pub mod preflight;
 pub mod progress;
+pub mod records;
 pub mod retry;
 pub mod run;
 pub mod source;

@@ -20,6 +20,7 @@ use super::manifest::{
 };
 use super::preflight;
 use super::progress::Progress;
+use super::records::{RecordAudit, datastore};
 use super::retry::RetryPolicy;
 use super::source::{Location, PlannedFile, Source};
 use super::store::{Destination, PutMode, PutOutcome, StoreError};
@@ -40,6 +41,8 @@ pub struct RunSettings {
     pub run_id: Option<String>,
     pub progress_bars: bool,
     pub retry: RetryPolicy,
+    /// How long the publisher's datastore may take to give its count.
+    pub datastore_timeout: std::time::Duration,
     /// For the doctor gate in the preflight.
     pub config: Arc<crate::config::Config>,
     /// Set when the destination is S3: the gate then checks the account.
@@ -54,6 +57,8 @@ pub struct PlanRow {
     /// The remote version seen while planning (ETag / Last-Modified).
     pub validator: Option<fetch::Validator>,
     pub target: String,
+    /// The publisher's record count and header, or why there is none.
+    pub expected: datastore::Expected,
 }
 
 /// Reads the catalog and plans the files (no writes anywhere).
@@ -62,16 +67,29 @@ pub async fn plan(s: &RunSettings) -> Result<Vec<PlanRow>, PipelineError> {
     let files = super::source::plan(&s.source, &catalog, &s.datasets, &s.years)?;
     let rows = futures::stream::iter(files)
         .map(|file| async {
-            let probe = match &file.location {
-                Ok(loc) => fetch::probe(&s.source, loc).await.unwrap_or_default(),
-                Err(_) => fetch::Probe::default(),
+            let probe = async {
+                match &file.location {
+                    Ok(loc) => fetch::probe(&s.source, loc).await.unwrap_or_default(),
+                    Err(_) => fetch::Probe::default(),
+                }
             };
+            let expected = datastore::query(
+                &s.source,
+                file.dataset_id.as_deref(),
+                file.distribution_id.as_deref(),
+                s.datastore_timeout,
+            );
+            let (probe, expected) = tokio::join!(probe, expected);
+            if let Err(reason) = &expected {
+                tracing::info!(file = %file.file_name, %reason, "no record count from the publisher");
+            }
             let target = s.destination.locate(&file.key);
             PlanRow {
                 file,
                 size: probe.size,
                 validator: probe.validator,
                 target,
+                expected,
             }
         })
         .buffered(8)
@@ -127,6 +145,9 @@ pub async fn execute(s: &RunSettings, rows: Vec<PlanRow>) -> Result<RunReport, P
             ..Default::default()
         },
         openpay_version: env!("CARGO_PKG_VERSION").to_string(),
+        records_total: 0,
+        records_expected_total: None,
+        findings: Vec::new(),
     };
     let save_err = |e: std::io::Error| {
         PipelineError::Blocked(format!(
@@ -271,6 +292,7 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
         attempts: 0,
         duration_ms: 0,
         error: None,
+        records: RecordAudit::expecting(&row.expected),
     };
     let loc: &Location = match &file.location {
         Ok(l) => l,
@@ -333,6 +355,10 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
     audit.attempts = d.attempts;
     audit.bytes = Some(d.bytes);
     audit.sha256 = Some(d.digests.sha256.clone());
+    audit.records = RecordAudit::check(&d.records, file.dataset, &row.expected);
+    for (kind, message) in audit.records.findings() {
+        tracing::warn!(file = %file.file_name, kind = %label(&kind), "{message}");
+    }
     if !s.no_upload {
         let (status, note) = match streamed {
             // The source changed under the streamed parts: send the file

@@ -47,6 +47,10 @@ pub enum Location {
 pub struct CatalogEntry {
     pub title: String,
     pub download_url: String,
+    /// The dataset's identifier, for its datastore (stable across refreshes).
+    pub identifier: Option<String>,
+    /// The distribution's identifier (changes with every refresh).
+    pub distribution_id: Option<String>,
 }
 
 /// One file to ingest, decided before anything is downloaded.
@@ -61,6 +65,9 @@ pub struct PlannedFile {
     /// `Err` when the catalog's URL cannot be used safely; the file is then
     /// `failed` in the audit and the others go on.
     pub location: Result<Location, String>,
+    /// Catalog identifiers, for the publisher's count in the datastore.
+    pub dataset_id: Option<String>,
+    pub distribution_id: Option<String>,
 }
 
 impl Source {
@@ -250,15 +257,22 @@ pub fn parse_catalog(text: &str) -> Result<Vec<CatalogEntry>, String> {
         let Some(dist) = item.get("distribution").and_then(Value::as_array) else {
             continue;
         };
-        let url = dist.iter().find_map(|d| {
-            d.get("downloadURL")
+        let found = dist.iter().find_map(|d| {
+            let url = d
+                .get("downloadURL")
                 .or_else(|| d.get("data").and_then(|x| x.get("downloadURL")))
-                .and_then(Value::as_str)
+                .and_then(Value::as_str)?;
+            Some((url, d.get("identifier").and_then(Value::as_str)))
         });
-        if let Some(url) = url {
+        if let Some((url, distribution_id)) = found {
             out.push(CatalogEntry {
                 title: title.trim().to_string(),
                 download_url: url.trim().to_string(),
+                identifier: item
+                    .get("identifier")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                distribution_id: distribution_id.map(str::to_string),
             });
         }
     }
@@ -330,6 +344,8 @@ pub fn plan(
                 key: format!("raw/dataset={dataset}/year={year}/{file_name}"),
                 file_name,
                 location,
+                dataset_id: entry.identifier.clone(),
+                distribution_id: entry.distribution_id.clone(),
             });
         }
     }
@@ -386,7 +402,7 @@ mod tests {
     use super::*;
 
     const CATALOG: &str = r#"[
-      {"title": "2023 General Payment Data", "distribution": [{"downloadURL": "https://download.cms.gov/openpayments/PGYR2023_P06282024_06122024/OP_DTL_GNRL_PGYR2023_P06282024_06122024.csv"}]},
+      {"title": "2023 General Payment Data", "identifier": "gp-2023", "distribution": [{"downloadURL": "https://download.cms.gov/openpayments/PGYR2023_P06282024_06122024/OP_DTL_GNRL_PGYR2023_P06282024_06122024.csv"}]},
       {"title": "2022 General Payment Data", "distribution": [{"identifier": "x", "data": {"downloadURL": "https://download.cms.gov/openpayments/PGYR2022/OP_DTL_GNRL_PGYR2022.csv"}}]},
       {"title": "2023 Research Payment Data", "distribution": [{"downloadURL": "r.csv"}]},
       {"title": "Something else", "distribution": []}
@@ -401,6 +417,8 @@ mod tests {
         let c = parse_catalog(CATALOG).unwrap();
         assert_eq!(c.len(), 3);
         assert!(c[1].download_url.ends_with("OP_DTL_GNRL_PGYR2022.csv"));
+        assert_eq!(c[0].identifier.as_deref(), Some("gp-2023"));
+        assert_eq!(c[1].distribution_id.as_deref(), Some("x"));
     }
 
     #[test]

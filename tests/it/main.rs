@@ -12,6 +12,7 @@ mod layering;
 mod pipeline;
 mod pipes;
 mod promises;
+mod records;
 mod sarif;
 mod ssh;
 mod standalone;

@@ -128,6 +128,7 @@ impl LocalStore {
                 crc64nvme: Some(digests.crc64nvme),
                 unsynced_boot: None,
                 uploaded: Default::default(),
+                records: None,
             };
             let at = this.record_path(&key_owned);
             std::fs::create_dir_all(at.parent().expect("record has a parent"))

@@ -1,7 +1,9 @@
 //! An in-process HTTP server shaped like the CMS source: the DKAN catalog,
 //! CSV downloads with Range/If-Range, strong ETags and Last-Modified, and
 //! the faults the real CDN produces (429 with Retry-After, a WAF's HTML 403,
-//! connections dropped mid-body), plus throttling and byte counters.
+//! connections dropped mid-body), plus throttling and byte counters; and
+//! the DKAN datastore's record count and column names per dataset, which
+//! can lie, be missing or be slow.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -27,6 +29,22 @@ pub enum Fault {
     /// A CDN's "down for maintenance" HTML page with this status (CMS's
     /// host has served one with 200 as well as with 503).
     MaintenancePage(u16),
+    /// Serve only the first this many bytes as if they were the whole file
+    /// (a 200 with a matching Content-Length): a cut no length check sees.
+    Truncate(u64),
+}
+
+/// What the datastore answers for one dataset (unset: 404).
+#[derive(Debug, Clone)]
+pub enum Datastore {
+    /// `count` and the column names (the schema's descriptions), in order.
+    Answer {
+        count: u64,
+        columns: Vec<String>,
+    },
+    /// The right answer, after this long.
+    Slow(Duration, u64, Vec<String>),
+    NotFound,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +79,7 @@ struct Inner {
     /// File bodies being sent right now, and the most ever at once.
     in_flight: u64,
     max_in_flight: u64,
+    datastore: HashMap<String, Datastore>,
 }
 
 pub struct CmsServer {
@@ -70,6 +89,16 @@ pub struct CmsServer {
 }
 
 pub const CATALOG_PATH: &str = "/api/1/metastore/schemas/dataset/items";
+
+/// Where the datastore of a dataset is queried.
+pub fn datastore_path(dataset_id: &str) -> String {
+    format!("/api/1/datastore/query/{dataset_id}/0")
+}
+
+/// The catalog identifier [`CmsServer::publish`] gives a dataset.
+pub fn dataset_id(year: i32, word: &str) -> String {
+    format!("{}-{year}", word.to_lowercase())
+}
 
 impl CmsServer {
     pub fn start() -> Self {
@@ -116,12 +145,23 @@ impl CmsServer {
         let path = format!("/openpayments/PGYR{year}_P01302025_01212025/{name}");
         self.set_file(&path, body);
         let url = format!("{}{path}", self.url());
+        let id = dataset_id(year, word);
         self.inner.lock().unwrap().catalog.push(serde_json::json!({
             "@type": "dcat:Dataset",
+            "identifier": id,
             "title": format!("{year} {word} Payment Data"),
-            "distribution": [{"@type": "dcat:Distribution", "downloadURL": url, "mediaType": "text/csv"}]
+            "distribution": [{"@type": "dcat:Distribution", "identifier": format!("{id}-dist"), "downloadURL": url, "mediaType": "text/csv"}]
         }));
         path
+    }
+
+    /// Sets what the datastore answers for a dataset.
+    pub fn set_datastore(&self, dataset_id: &str, answer: Datastore) {
+        self.inner
+            .lock()
+            .unwrap()
+            .datastore
+            .insert(dataset_id.to_string(), answer);
     }
 
     /// Adds a catalog entry pointing at an arbitrary download URL.
@@ -251,14 +291,43 @@ async fn handle(
 ) -> Response<Body> {
     let path = uri.path().to_string();
     let (range, if_range) = (header(&headers, "range"), header(&headers, "if-range"));
-    let mut g = inner.lock().unwrap();
-    g.requests.push(Request {
+    let request = Request {
         method: method.to_string(),
         path: path.clone(),
         range: range.clone(),
         if_range: if_range.clone(),
         user_agent: header(&headers, "user-agent"),
-    });
+    };
+    if let Some(id) = path
+        .strip_prefix("/api/1/datastore/query/")
+        .and_then(|rest| rest.strip_suffix("/0"))
+    {
+        // The guard lives in this block only: the answer may be awaited.
+        let answer = {
+            let mut g = inner.lock().unwrap();
+            g.requests.push(request);
+            g.datastore.get(id).cloned().unwrap_or(Datastore::NotFound)
+        };
+        let (count, columns) = match answer {
+            Datastore::NotFound => {
+                return Response::builder()
+                    .status(StatusCode::NOT_FOUND)
+                    .body(Body::from(r#"{"message":"not found"}"#))
+                    .unwrap();
+            }
+            Datastore::Slow(delay, count, columns) => {
+                tokio::time::sleep(delay).await;
+                (count, columns)
+            }
+            Datastore::Answer { count, columns } => (count, columns),
+        };
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from(datastore_answer(id, &uri, count, &columns)))
+            .unwrap();
+    }
+    let mut g = inner.lock().unwrap();
+    g.requests.push(request);
     // Faults hit GETs (downloads, the catalog), not the planner's HEAD probes.
     let fault = if method == Method::GET {
         g.faults.get_mut(&path).and_then(VecDeque::pop_front)
@@ -331,7 +400,10 @@ async fn handle(
             .unwrap();
     }
     let from = start.unwrap_or(0);
-    let body = file.body.slice(from as usize..);
+    let mut body = file.body.slice(from as usize..);
+    if let Some(Fault::Truncate(n)) = fault {
+        body = body.slice(..(n as usize).min(body.len()));
+    }
     let mut b = Response::builder()
         .header("etag", &etag)
         .header("last-modified", &lm)
@@ -398,6 +470,44 @@ impl Drop for Sending {
     fn drop(&mut self) {
         self.inner.lock().unwrap().in_flight -= 1;
     }
+}
+
+/// DKAN's answer to `?count=true&results=false&schema=true`: the count
+/// and, per distribution, the fields by machine name with the original
+/// column name as description (and DKAN's own `record_number`, which has
+/// none). Asked without `count=true` it gives no count.
+fn datastore_answer(id: &str, uri: &Uri, count: u64, columns: &[String]) -> String {
+    let query = uri.query().unwrap_or_default();
+    // Written by hand: serde_json's map sorts keys, and the schema lists
+    // the fields in file order.
+    let mut names: Vec<String> = vec!["record_number".into()];
+    let mut fields =
+        vec![r#""record_number":{"type":"serial","unsigned":true,"not null":true}"#.to_string()];
+    for (i, c) in columns.iter().enumerate() {
+        // Machine names are unique: DKAN suffixes a clash.
+        let mut name = c.to_lowercase();
+        if names.contains(&name) {
+            name = format!("{name}_{i}");
+        }
+        fields.push(format!(
+            "{}:{}",
+            serde_json::to_string(&name).unwrap(),
+            serde_json::json!({"type": "text", "description": c})
+        ));
+        names.push(name);
+    }
+    let mut parts = vec![r#""results":[]"#.to_string()];
+    if query.contains("count=true") {
+        parts.push(format!(r#""count":{count}"#));
+    }
+    if query.contains("schema=true") {
+        parts.push(format!(
+            r#""schema":{{{}:{{"fields":{{{}}}}}}}"#,
+            serde_json::to_string(&format!("{id}-dist")).unwrap(),
+            fields.join(",")
+        ));
+    }
+    format!("{{{}}}", parts.join(","))
 }
 
 fn async_stream(
