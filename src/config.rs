@@ -56,6 +56,20 @@ pub struct AwsSection {
     pub bucket: Option<String>,
     /// The instance role; default: derived from the STS identity.
     pub role_name: Option<String>,
+    /// Seconds an AWS request may wait for its answer before it is cut
+    /// and retried; default [`crate::aws::DEFAULT_READ_TIMEOUT`].
+    pub read_timeout_secs: Option<u64>,
+}
+
+impl AwsSection {
+    /// The AWS client settings this section asks for.
+    pub fn settings(&self) -> crate::aws::AwsSettings {
+        crate::aws::AwsSettings {
+            region: self.region.clone(),
+            endpoint_url: None,
+            read_timeout: self.read_timeout_secs.map(std::time::Duration::from_secs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -127,6 +141,13 @@ impl Config {
                 path: path.clone(),
                 message: one_line(&e.to_string()),
             })?;
+            if from_file.aws.read_timeout_secs == Some(0) {
+                return Err(ConfigError::Parse {
+                    path,
+                    message: "[aws] read_timeout_secs = 0 would cut every request; use at least 1"
+                        .into(),
+                });
+            }
             cfg.merge_file(from_file);
         }
         cfg.apply_env(env)?;
@@ -148,6 +169,9 @@ impl Config {
         }
         if aws.role_name.is_some() {
             self.aws.role_name = aws.role_name;
+        }
+        if aws.read_timeout_secs.is_some() {
+            self.aws.read_timeout_secs = aws.read_timeout_secs;
         }
         self.pipeline = pipeline;
         self.doctor = doctor;
@@ -194,6 +218,12 @@ impl Config {
                 ("AWS", "REGION") => self.aws.region = Some(value.clone()),
                 ("AWS", "BUCKET") => self.aws.bucket = Some(value.clone()),
                 ("AWS", "ROLE_NAME") => self.aws.role_name = Some(value.clone()),
+                ("AWS", "READ_TIMEOUT_SECS") => {
+                    self.aws.read_timeout_secs =
+                        Some(value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                            bad(format!("`{value}` is not a positive number of seconds"))
+                        })?)
+                }
                 ("PIPELINE", "WORK_DIR") => self.pipeline.work_dir = PathBuf::from(value),
                 ("PIPELINE", "SOURCE_URL") => self.pipeline.source_url = value.clone(),
                 ("PIPELINE", "JOBS") => {
@@ -275,6 +305,31 @@ mod tests {
         .unwrap();
         assert_eq!(c.aws.bucket.as_deref(), Some("from-env"));
         assert_eq!(c.pipeline.jobs, 2);
+    }
+
+    #[test]
+    fn read_timeout_from_file_and_env() {
+        let c = load(Some("[aws]\nread_timeout_secs = 30\n"), &[]).unwrap();
+        assert_eq!(
+            c.aws.settings().read_timeout,
+            Some(std::time::Duration::from_secs(30))
+        );
+        let c = load(
+            Some("[aws]\nread_timeout_secs = 30\n"),
+            &[("OPENPAY_AWS_READ_TIMEOUT_SECS", "5")],
+        )
+        .unwrap();
+        assert_eq!(c.aws.read_timeout_secs, Some(5));
+        assert_eq!(load(None, &[]).unwrap().aws.settings().read_timeout, None);
+        for bad in ["0", "soon", "-1"] {
+            let e = load(None, &[("OPENPAY_AWS_READ_TIMEOUT_SECS", bad)]).unwrap_err();
+            assert!(
+                e.to_string().contains("OPENPAY_AWS_READ_TIMEOUT_SECS"),
+                "{e}"
+            );
+        }
+        let e = load(Some("[aws]\nread_timeout_secs = 0\n"), &[]).unwrap_err();
+        assert!(e.to_string().contains("read_timeout_secs"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomic;
 use super::download::DownloadStatus;
+use super::store::S3Attempts;
 use crate::cli::Dataset;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +63,9 @@ pub struct FileAudit {
     pub attempts: u32,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// The S3 calls made for this file and the retries they needed.
+    #[serde(default)]
+    pub s3: S3Attempts,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +88,12 @@ pub struct Manifest {
     pub upload: bool,
     pub preflight: PreflightRecord,
     pub openpay_version: String,
+    /// Download attempts beyond each file's first (drops, 429, 5xx…).
+    #[serde(default)]
+    pub download_retries: u64,
+    /// S3 attempts beyond each call's first, summed over the files.
+    #[serde(default)]
+    pub s3_retries: u64,
 }
 
 impl Manifest {
@@ -108,6 +118,11 @@ impl Manifest {
             .iter()
             .filter(|a| matches!(a.upload, U::SkippedIdentical | U::SkippedExists))
             .count();
+        self.download_retries = audits
+            .iter()
+            .map(|a| u64::from(a.attempts.saturating_sub(1)))
+            .sum();
+        self.s3_retries = audits.iter().map(|a| u64::from(a.s3.retries)).sum();
     }
 
     /// The end state from the audits: all good, some good, none good.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::Globals;
-use crate::aws::{AwsClients, AwsSettings};
+use crate::aws::AwsClients;
 use crate::cli::{DriftArgs, TextOrJson};
 use crate::exit::{Exit, blocked, usage};
 use crate::infra::policy::PolicyDocument;
@@ -42,11 +42,7 @@ pub async fn run(g: &Globals, args: DriftArgs) -> anyhow::Result<Exit> {
         })?;
     let bucket = vars.get("bucket").cloned().unwrap_or_default();
 
-    let aws = AwsClients::load(&AwsSettings {
-        region: g.config.aws.region.clone(),
-        endpoint_url: None,
-    })
-    .await;
+    let aws = AwsClients::load(&g.config.aws.settings()).await;
     let live = read_role_policies(&aws.iam(), &role)
         .await
         .map_err(|e| blocked(e.to_string()))?;

@@ -6,6 +6,7 @@
 pub mod cms;
 pub mod iam;
 pub mod moto;
+pub mod proxy;
 pub mod sshd;
 
 use std::path::PathBuf;
