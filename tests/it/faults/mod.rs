@@ -4,6 +4,7 @@
 //! of all requests faulted. Every test proves from the injector's own log
 //! that the fault it survives happened.
 
+mod chaos;
 mod disk;
 mod proxy;
 mod s3;
