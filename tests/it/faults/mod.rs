@@ -8,6 +8,7 @@ mod chaos;
 mod disk;
 mod proxy;
 mod s3;
+mod soak;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
