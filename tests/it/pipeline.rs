@@ -579,7 +579,7 @@ fn s3_env(moto: &MotoServer, cmd: &mut Command) {
 
 /// A bucket plus the instance role with the repo's own policy, as
 /// `openpay tf apply` leaves them.
-async fn create_bucket(moto: &MotoServer, bucket: &str) {
+pub(crate) async fn create_bucket(moto: &MotoServer, bucket: &str) {
     let clients = moto.clients().await;
     let policy = crate::common::iam::runner_policy(bucket);
     crate::common::iam::role(&clients, ROLE, &[("runner", &policy)], &[]).await;

@@ -78,6 +78,19 @@ impl Fault {
         }
     }
 
+    /// 404 NoSuchUpload: what a retried completion may meet once the
+    /// first attempt completed (and so removed) the upload.
+    pub fn no_such_upload() -> Fault {
+        Fault::Respond {
+            status: 404,
+            headers: vec![],
+            body: s3_error(
+                "NoSuchUpload",
+                "The specified multipart upload does not exist.",
+            ),
+        }
+    }
+
     /// 403 AccessDenied.
     pub fn access_denied() -> Fault {
         Fault::Respond {

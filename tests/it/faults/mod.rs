@@ -15,9 +15,10 @@ use std::process::{Command, Output};
 
 use crate::common::cms::CmsServer;
 use crate::common::moto::MotoServer;
+use crate::common::openpay;
 use crate::common::proxy::FaultProxy;
-use crate::common::{iam, openpay};
 
+/// The instance role `crate::pipeline::create_bucket` creates.
 const ROLE: &str = "openpay-runner";
 
 /// A dataset of the catalog: its title word, its `--dataset` and the
@@ -64,26 +65,7 @@ pub struct Rig {
 impl Rig {
     pub async fn start(bucket: &str) -> Rig {
         let moto = MotoServer::start();
-        let clients = moto.clients().await;
-        iam::role(
-            &clients,
-            ROLE,
-            &[("runner", &iam::runner_policy(bucket))],
-            &[],
-        )
-        .await;
-        clients
-            .s3()
-            .create_bucket()
-            .bucket(bucket)
-            .create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest1)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        crate::pipeline::create_bucket(&moto, bucket).await;
         let s3_proxy = FaultProxy::start(([127, 0, 0, 1], moto.port).into());
         let cms = CmsServer::start();
         let cms_proxy = FaultProxy::start(cms.addr);

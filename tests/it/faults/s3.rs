@@ -79,6 +79,21 @@ async fn slowdown_500_resets_and_a_200_error_are_retried_and_audited() {
         Nth::Only(1),
         Fault::ok_with_error(),
     ));
+    // The next completion succeeds in moto but its answer is lost; the
+    // retry meets NoSuchUpload (moto would accept it again; S3 may not),
+    // and the object is recognised as ours by its checksum.
+    p.add_rule(Rule::new(
+        Some("POST"),
+        COMPLETE,
+        Nth::Only(2),
+        Fault::ResetResponseAfter(20),
+    ));
+    p.add_rule(Rule::new(
+        Some("POST"),
+        COMPLETE,
+        Nth::Only(3),
+        Fault::no_such_upload(),
+    ));
     // The SDK percent-encodes `=` in the path.
     let small_put = format!(
         "{}(\\?x-id=PutObject)?$",
@@ -107,6 +122,7 @@ async fn slowdown_500_resets_and_a_200_error_are_retried_and_audited() {
         ("reset_request", "PUT", UPLOAD_PART),
         ("reset_response", "PUT", UPLOAD_PART),
         ("200_with_error", "POST", COMPLETE),
+        ("reset_response", "POST", COMPLETE),
         ("reset_request", "PUT", "x-id=PutObject|RSRCH"),
         ("503_slow_down", "PUT", "x-id=PutObject|RSRCH"),
     ] {
@@ -119,6 +135,22 @@ async fn slowdown_500_resets_and_a_200_error_are_retried_and_audited() {
             p.log()
         );
     }
+
+    let completes: Vec<_> = p
+        .log()
+        .into_iter()
+        .filter(|e| e.method == "POST" && e.target.contains("?uploadId="))
+        .map(|e| (e.fault.map(|f| f.kind()), e.upstream_status))
+        .collect();
+    assert_eq!(
+        completes,
+        [
+            (Some("200_with_error"), None),
+            (Some("reset_response"), Some(200)),
+            (Some("status"), None),
+        ],
+        "the third completion met NoSuchUpload, and no fourth was sent"
+    );
 
     // Nothing lost: both objects hold exactly the source's bytes.
     let s3 = rig.s3().await;
@@ -146,6 +178,7 @@ async fn slowdown_500_resets_and_a_200_error_are_retried_and_audited() {
         "UploadPart: HTTP 503 SlowDown",
         "UploadPart: connection failed or was cut",
         "CompleteMultipartUpload: HTTP 200 InternalError",
+        "CompleteMultipartUpload: connection failed or was cut",
     ] {
         assert!(has(&c, needle), "{needle} missing from {c:?}");
     }
