@@ -16,12 +16,21 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 /// stack's default region in terraform/variables.tf.
 pub const DEFAULT_REGION: &str = "us-west-1";
 
+/// How long a request may wait for its response (sending its body
+/// included) when `[aws] read_timeout_secs` is not set. Without one, a
+/// server that accepts a request and then sends nothing holds the run for
+/// as long as it keeps the connection open. It must cover sending one
+/// 16 MiB part while 8 share the link: 120 s is about 1.1 MB/s.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// What the user chose; everything else comes from the standard AWS chain.
 #[derive(Debug, Clone, Default)]
 pub struct AwsSettings {
     pub region: Option<String>,
     /// Overrides `AWS_ENDPOINT_URL` when set.
     pub endpoint_url: Option<String>,
+    /// `None`: [`DEFAULT_READ_TIMEOUT`].
+    pub read_timeout: Option<Duration>,
 }
 
 /// The shared SDK configuration and the clients built from it.
@@ -38,6 +47,7 @@ impl AwsClients {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(10))
+                    .read_timeout(settings.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT))
                     .build(),
             );
         if let Some(region) = &settings.region {

@@ -24,6 +24,7 @@ const ENV_KEYS: &[&str] = &[
     "AWS_REGION",
     "AWS_BUCKET",
     "AWS_ROLE_NAME",
+    "AWS_READ_TIMEOUT_SECS",
     "PIPELINE_WORK_DIR",
     "PIPELINE_SOURCE_URL",
     "PIPELINE_JOBS",
@@ -77,6 +78,20 @@ pub struct AwsSection {
     pub bucket: Option<String>,
     /// The instance role; default: derived from the STS identity.
     pub role_name: Option<String>,
+    /// Seconds an AWS request may wait for its answer before it is cut
+    /// and retried; default [`crate::aws::DEFAULT_READ_TIMEOUT`].
+    pub read_timeout_secs: Option<u64>,
+}
+
+impl AwsSection {
+    /// The AWS client settings this section asks for.
+    pub fn settings(&self) -> crate::aws::AwsSettings {
+        crate::aws::AwsSettings {
+            region: self.region.clone(),
+            endpoint_url: None,
+            read_timeout: self.read_timeout_secs.map(std::time::Duration::from_secs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -153,6 +168,13 @@ impl Config {
                 message: one_line(&e.to_string()),
             })?;
             from_file.check_values(&path)?;
+            if from_file.aws.read_timeout_secs == Some(0) {
+                return Err(ConfigError::Parse {
+                    path,
+                    message: "[aws] read_timeout_secs = 0 would cut every request; use at least 1"
+                        .into(),
+                });
+            }
             cfg.merge_file(from_file);
         }
         cfg.apply_env(env)?;
@@ -200,6 +222,9 @@ impl Config {
         if aws.role_name.is_some() {
             self.aws.role_name = aws.role_name;
         }
+        if aws.read_timeout_secs.is_some() {
+            self.aws.read_timeout_secs = aws.read_timeout_secs;
+        }
         self.pipeline = pipeline;
         self.doctor = doctor;
     }
@@ -239,6 +264,18 @@ impl Config {
                 "AWS_REGION" => self.aws.region = Some(value.clone()),
                 "AWS_BUCKET" => self.aws.bucket = Some(value.clone()),
                 "AWS_ROLE_NAME" => self.aws.role_name = Some(value.clone()),
+                "AWS_READ_TIMEOUT_SECS" => {
+                    self.aws.read_timeout_secs = Some(
+                        value
+                            .trim()
+                            .parse()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| {
+                                bad(format!("`{value}` is not a positive number of seconds"))
+                            })?,
+                    )
+                }
                 "PIPELINE_WORK_DIR" => self.pipeline.work_dir = PathBuf::from(value),
                 "PIPELINE_SOURCE_URL" => self.pipeline.source_url = value.clone(),
                 "PIPELINE_JOBS" => {
@@ -372,6 +409,31 @@ mod tests {
         .unwrap();
         assert_eq!(c.aws.bucket.as_deref(), Some("from-env"));
         assert_eq!(c.pipeline.jobs, 2);
+    }
+
+    #[test]
+    fn read_timeout_from_file_and_env() {
+        let c = load(Some("[aws]\nread_timeout_secs = 30\n"), &[]).unwrap();
+        assert_eq!(
+            c.aws.settings().read_timeout,
+            Some(std::time::Duration::from_secs(30))
+        );
+        let c = load(
+            Some("[aws]\nread_timeout_secs = 30\n"),
+            &[("OPENPAY_AWS_READ_TIMEOUT_SECS", "5")],
+        )
+        .unwrap();
+        assert_eq!(c.aws.read_timeout_secs, Some(5));
+        assert_eq!(load(None, &[]).unwrap().aws.settings().read_timeout, None);
+        for bad in ["0", "soon", "-1"] {
+            let e = load(None, &[("OPENPAY_AWS_READ_TIMEOUT_SECS", bad)]).unwrap_err();
+            assert!(
+                e.to_string().contains("OPENPAY_AWS_READ_TIMEOUT_SECS"),
+                "{e}"
+            );
+        }
+        let e = load(Some("[aws]\nread_timeout_secs = 0\n"), &[]).unwrap_err();
+        assert!(e.to_string().contains("read_timeout_secs"), "{e}");
     }
 
     #[test]

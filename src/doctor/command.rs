@@ -18,7 +18,7 @@ use super::transport::local::LocalTransport;
 use super::transport::ssh::{SshOptions, SshTarget, SshTransport};
 use super::transport::{Transport, TransportError};
 use crate::Globals;
-use crate::aws::{AwsClients, AwsSettings};
+use crate::aws::AwsClients;
 use crate::cli::{DoctorArgs, ReportFormat};
 use crate::exit::Exit;
 use crate::output;
@@ -58,11 +58,7 @@ pub async fn run(g: &Globals, args: DoctorArgs) -> anyhow::Result<Exit> {
     }
     let needs_aws = specs.iter().any(|s| s.scope == Scope::Account);
     let aws = if needs_aws && !args.offline {
-        let settings = AwsSettings {
-            region: g.config.aws.region.clone(),
-            endpoint_url: None,
-        };
-        Some(AwsClients::load(&settings).await)
+        Some(AwsClients::load(&g.config.aws.settings()).await)
     } else {
         None
     };

@@ -14,7 +14,7 @@ use super::run::{self, PlanRow, RunReport, RunSettings};
 use super::source::{Source, check_year};
 use super::store::{Destination, LocalStore, S3Store};
 use crate::Globals;
-use crate::aws::{AwsClients, AwsSettings};
+use crate::aws::AwsClients;
 use crate::cli::{Dataset, LogFormat, RunArgs};
 use crate::config::JOBS;
 use crate::exit::Exit;
@@ -119,11 +119,7 @@ async fn settings(g: &Globals, args: RunArgs) -> Result<RunSettings, PipelineErr
             (Destination::Local(LocalStore::new(root)), None)
         }
         DestSpec::S3 { bucket, prefix } => {
-            let aws = AwsClients::load(&AwsSettings {
-                region: g.config.aws.region.clone(),
-                endpoint_url: None,
-            })
-            .await;
+            let aws = AwsClients::load(&g.config.aws.settings()).await;
             // The gate checks the bucket this run writes, whatever the config says.
             config.aws.bucket = Some(bucket.clone());
             (

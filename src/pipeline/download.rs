@@ -60,6 +60,48 @@ pub struct Downloaded {
 pub struct DownloadError {
     pub message: String,
     pub attempts: u32,
+    /// The work dir's filesystem is full: no other file can fare better,
+    /// so the run stops (exit 3) instead of failing file after file.
+    pub out_of_space: bool,
+}
+
+impl DownloadError {
+    /// Writing `path` (the `.part` file or its state) failed; a full disk
+    /// is named as such, with the space the `.part` file still needs,
+    /// since only freeing space fixes it.
+    fn write(
+        path: &Path,
+        part: &Path,
+        e: std::io::Error,
+        total: Option<u64>,
+        attempts: u32,
+    ) -> Self {
+        if e.kind() != std::io::ErrorKind::StorageFull {
+            return DownloadError {
+                message: format!("writing {} failed: {e}", path.display()),
+                attempts,
+                out_of_space: false,
+            };
+        }
+        let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+        let need = match total {
+            Some(t) => format!("{} more bytes", t.saturating_sub(have)),
+            None => "more space (the size is unknown)".into(),
+        };
+        let free = path
+            .parent()
+            .and_then(|d| fs4::available_space(d).ok())
+            .map(|f| format!("{f} bytes free"))
+            .unwrap_or_else(|| "free space unknown".into());
+        DownloadError {
+            message: format!(
+                "no space left writing {}: it needs {need} ({free}); free space or point --work-dir at a larger volume, then rerun: the download resumes at byte {have}",
+                path.display()
+            ),
+            attempts,
+            out_of_space: true,
+        }
+    }
 }
 
 /// What planning saw of the remote file; a verified local copy that
@@ -260,7 +302,11 @@ pub async fn fetch(
     on_bytes: OnBytes<'_>,
     feed: Option<FillSender>,
 ) -> Result<Fetched, DownloadError> {
-    let fail = |message: String, attempts: u32| DownloadError { message, attempts };
+    let fail = |message: String, attempts: u32| DownloadError {
+        message,
+        attempts,
+        out_of_space: false,
+    };
     let feed = feed.map(Arc::new);
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent)
@@ -356,17 +402,13 @@ pub async fn fetch(
                         &serde_json::to_vec(&new_state).expect("state serialises"),
                     )
                     .map_err(|e| {
-                        fail(
-                            format!("cannot write {}: {e}", state_path.display()),
-                            attempts,
-                        )
+                        DownloadError::write(&state_path, &part, e, new_state.total, attempts)
                     })?;
                     state = Some(new_state);
                 }
                 let (w, got, result) = pump(writer, body.chunks, on_bytes).await;
-                writer = w.map_err(|e| {
-                    fail(format!("writing {} failed: {e}", part.display()), attempts)
-                })?;
+                let total = state.as_ref().and_then(|s| s.total);
+                writer = w.map_err(|e| DownloadError::write(&part, &part, e, total, attempts))?;
                 transferred += got;
                 keep = writer.len();
                 if got > 0 {
@@ -546,6 +588,7 @@ pub async fn finish(f: Fetched) -> Result<Downloaded, DownloadError> {
     .map_err(|e| DownloadError {
         message: format!("finishing {} failed: {e}", dest.display()),
         attempts,
+        out_of_space: e.kind() == std::io::ErrorKind::StorageFull,
     })?;
     tracing::debug!(file = %dest.display(), ms = started.elapsed().as_millis() as u64, "file verified and moved into place");
     Ok(out)

@@ -14,6 +14,7 @@ use super::Dataset;
 use super::atomic::write_atomic;
 use super::download::DownloadStatus;
 use super::records::{FindingKind, RecordAudit};
+use super::store::S3Attempts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,6 +70,9 @@ pub struct FileAudit {
     /// What the file holds as CSV, against the publisher's numbers.
     #[serde(flatten)]
     pub records: RecordAudit,
+    /// The S3 calls made for this file and the retries they needed.
+    #[serde(default)]
+    pub s3: S3Attempts,
 }
 
 /// Something wrong with a stored file's records.
@@ -108,6 +112,12 @@ pub struct Manifest {
     pub records_expected_total: Option<u64>,
     #[serde(default)]
     pub findings: Vec<Finding>,
+    /// Download attempts beyond each file's first (drops, 429, 5xx…).
+    #[serde(default)]
+    pub download_retries: u64,
+    /// S3 attempts beyond each call's first, summed over the files.
+    #[serde(default)]
+    pub s3_retries: u64,
 }
 
 impl Manifest {
@@ -151,6 +161,11 @@ impl Manifest {
                     })
             })
             .collect();
+        self.download_retries = audits
+            .iter()
+            .map(|a| u64::from(a.attempts.saturating_sub(1)))
+            .sum();
+        self.s3_retries = audits.iter().map(|a| u64::from(a.s3.retries)).sum();
     }
 
     /// The end state from the audits: all good, all stored but with

@@ -23,7 +23,7 @@ use super::progress::Progress;
 use super::records::{RecordAudit, datastore};
 use super::retry::RetryPolicy;
 use super::source::{Location, PlannedFile, Source};
-use super::store::{Destination, PutMode, PutOutcome, StoreError};
+use super::store::{Destination, PutMode, PutOutcome, StoreError, attempts};
 
 /// Everything a run needs, resolved from flags, env, config and defaults.
 #[derive(Debug, Clone)]
@@ -111,6 +111,8 @@ pub struct RunReport {
 struct Shared {
     manifest: Manifest,
     audits: Vec<FileAudit>,
+    /// Why the run cannot go on (the work dir is full), first seen.
+    blocker: Option<String>,
 }
 
 /// Executes a planned run. Only planning/locking problems are errors;
@@ -148,6 +150,8 @@ pub async fn execute(s: &RunSettings, rows: Vec<PlanRow>) -> Result<RunReport, P
         records_total: 0,
         records_expected_total: None,
         findings: Vec::new(),
+        download_retries: 0,
+        s3_retries: 0,
     };
     let save_err = |e: std::io::Error| {
         PipelineError::Blocked(format!(
@@ -182,17 +186,25 @@ pub async fn execute(s: &RunSettings, rows: Vec<PlanRow>) -> Result<RunReport, P
     let shared = Arc::new(Mutex::new(Shared {
         manifest: m,
         audits: Vec::new(),
+        blocker: None,
     }));
     let progress = Progress::new(s.progress_bars);
     futures::stream::iter(rows)
         .for_each_concurrent(s.jobs, |row| {
             let (shared, writer, progress) = (Arc::clone(&shared), writer.clone(), &progress);
             async move {
-                let (audit, transferred) = process_file(s, &row, progress).await;
+                let ((mut audit, transferred, blocker), s3) =
+                    attempts::observed(process_file(s, &row, progress)).await;
+                audit.s3 = s3;
                 let mut g = shared.lock().expect("no panics while holding the lock");
                 g.manifest.bytes_downloaded += transferred;
                 g.audits.push(audit);
-                let Shared { manifest, audits } = &mut *g;
+                if g.blocker.is_none() {
+                    g.blocker = blocker;
+                }
+                let Shared {
+                    manifest, audits, ..
+                } = &mut *g;
                 manifest.tally(audits);
                 if let Err(e) = writer.save(manifest, audits) {
                     tracing::error!(error = %e, "cannot update the manifest");
@@ -204,6 +216,7 @@ pub async fn execute(s: &RunSettings, rows: Vec<PlanRow>) -> Result<RunReport, P
     let Shared {
         manifest: mut m,
         audits,
+        blocker,
     } = Arc::try_unwrap(shared)
         .ok()
         .expect("all file tasks are done")
@@ -212,6 +225,15 @@ pub async fn execute(s: &RunSettings, rows: Vec<PlanRow>) -> Result<RunReport, P
     m.tally(&audits);
     m.status = m.final_status();
     m.finished_at = Some(Utc::now());
+    if let Some(why) = blocker {
+        m.status = RunStatus::Blocked;
+        // Nothing is published; the manifest may not fit on the full disk
+        // either (the last one written stays, whole).
+        if let Err(e) = writer.save(&m, &audits) {
+            tracing::warn!(error = %e, "cannot update the manifest");
+        }
+        return Err(PipelineError::Blocked(why));
+    }
     writer.save(&m, &audits).map_err(save_err)?;
     let publish_error = if s.no_upload {
         None
@@ -275,8 +297,14 @@ fn remaining_bytes(work_dir: &Path, row: &PlanRow) -> u64 {
     row.size.unwrap_or(0).saturating_sub(have)
 }
 
-/// Download then upload one file; never fails the run, only the file.
-async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (FileAudit, u64) {
+/// Download then upload one file; never fails the run, only the file,
+/// except when the work dir is full: then the third value says why the
+/// run must stop.
+async fn process_file(
+    s: &RunSettings,
+    row: &PlanRow,
+    progress: &Progress,
+) -> (FileAudit, u64, Option<String>) {
     let started = Instant::now();
     let file = &row.file;
     let mut audit = FileAudit {
@@ -293,13 +321,14 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
         duration_ms: 0,
         error: None,
         records: RecordAudit::expecting(&row.expected),
+        s3: Default::default(),
     };
     let loc: &Location = match &file.location {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(file = %file.file_name, error = %e, "file failed");
             audit.error = Some(e.clone());
-            return (audit, 0);
+            return (audit, 0, None);
         }
     };
     let bar = progress.file(&file.file_name, row.size);
@@ -346,9 +375,10 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
             bar.finish("download failed");
             tracing::error!(file = %file.file_name, error = %e.message, "download failed");
             audit.attempts = e.attempts;
+            let blocker = e.out_of_space.then(|| e.message.clone());
             audit.error = Some(e.message);
             audit.duration_ms = started.elapsed().as_millis() as u64;
-            return (audit, 0);
+            return (audit, 0, blocker);
         }
     };
     audit.download = d.status;
@@ -376,7 +406,7 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
     bar.finish(&label(&audit.upload));
     audit.duration_ms = started.elapsed().as_millis() as u64;
     tracing::info!(file = %file.file_name, download = ?audit.download, upload = ?audit.upload, bytes = d.bytes, ms = audit.duration_ms, "file done");
-    (audit, d.transferred)
+    (audit, d.transferred, None)
 }
 
 /// The planned size when this file's upload can stream while it

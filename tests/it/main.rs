@@ -8,6 +8,7 @@ mod cidr;
 mod common;
 mod doctor;
 mod drift;
+mod faults;
 mod layering;
 mod pipeline;
 mod pipes;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::Globals;
-use crate::aws::{AwsClients, AwsSettings};
+use crate::aws::AwsClients;
 use crate::cli::{DriftArgs, DriftFormat};
 use crate::exit::Exit;
 use crate::infra::iam::read_role_policies;
@@ -40,11 +40,7 @@ pub async fn run(g: &Globals, args: DriftArgs) -> anyhow::Result<Exit> {
         .ok_or(DriftError::NoRole)?;
     let bucket = vars.get("bucket").cloned().unwrap_or_default();
 
-    let aws = AwsClients::load(&AwsSettings {
-        region: g.config.aws.region.clone(),
-        endpoint_url: None,
-    })
-    .await;
+    let aws = AwsClients::load(&g.config.aws.settings()).await;
     let live = read_role_policies(&aws.iam(), &role)
         .await
         .map_err(DriftError::Live)?;

@@ -281,6 +281,7 @@ impl Ctx {
             let clients = AwsClients::load(&AwsSettings {
                 region: region.clone(),
                 endpoint_url: self.endpoint_url.clone(),
+                ..g.config.aws.settings()
             })
             .await;
             let s3 = clients.s3();

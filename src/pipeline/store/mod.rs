@@ -9,14 +9,16 @@
 //! An upload that streams while its file is still downloading cannot label
 //! the object with a sha256 it does not know yet; the run's audit keeps it.
 
+pub mod attempts;
 mod local;
 mod s3;
 
 use crate::pipeline::checksum::Digests;
 use crate::pipeline::growing::GrowingFile;
 
+pub use attempts::S3Attempts;
 pub use local::LocalStore;
-pub use s3::{MULTIPART_THRESHOLD, S3Store};
+pub use s3::{ABORT_RULE, MULTIPART_THRESHOLD, S3Store};
 
 /// What a HEAD tells about an existing object.
 #[derive(Debug, Clone, PartialEq, Eq)]

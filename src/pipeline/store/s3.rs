@@ -15,6 +15,7 @@ use aws_sdk_s3::types::{
 };
 use futures::{StreamExt, TryStreamExt};
 
+use super::attempts::AttemptLog;
 use super::{ObjectInfo, PutMode, PutOutcome, StoreError};
 use crate::aws::AwsClients;
 use crate::pipeline::growing::{GrowingFile, Interrupted};
@@ -29,6 +30,10 @@ const PARALLEL_PARTS: usize = 8;
 /// faster and costs 8 MiB more memory with 8 parts in flight.
 const READ_BUFFER: usize = 256 * 1024;
 const SHA_METADATA: &str = "sha256";
+/// The bucket's lifecycle rule (terraform/storage.tf) that deletes the
+/// parts of an upload nobody completed or aborted.
+pub const ABORT_RULE: &str = "abort-incomplete-multipart-uploads";
+const ABORT_RULE_DAYS: u32 = 7;
 
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -77,8 +82,14 @@ impl S3Store {
         } else {
             format!("{prefix}/")
         };
+        let conf = clients
+            .s3()
+            .config()
+            .to_builder()
+            .interceptor(AttemptLog)
+            .build();
         Self {
-            client: clients.s3(),
+            client: aws_sdk_s3::Client::from_conf(conf),
             bucket: bucket.to_string(),
             prefix,
         }
@@ -365,7 +376,7 @@ impl S3Store {
                     .key(&full)
                     .upload_id(&upload_id)
                     .checksum_type(ChecksumType::FullObject)
-                    .checksum_crc64_nvme(digests.crc64nvme)
+                    .checksum_crc64_nvme(digests.crc64nvme.clone())
                     .multipart_upload(
                         CompletedMultipartUpload::builder()
                             .set_parts(Some(parts))
@@ -380,21 +391,68 @@ impl S3Store {
                             etag: out.e_tag().map(str::to_string),
                         });
                     }
+                    Err(e) if e.code() == Some("NoSuchUpload") => {
+                        // A retry of a completion whose answer was lost:
+                        // the first attempt may have assembled the object.
+                        // It is ours only if it holds exactly our bytes.
+                        match self.head(key).await {
+                            Ok(Some(info)) if info.holds(size, &digests, None) => {
+                                return Ok(PutOutcome::Written { etag: info.etag });
+                            }
+                            _ => self.put_error("CompleteMultipartUpload", key, e),
+                        }
+                    }
                     Err(e) => self.put_error("CompleteMultipartUpload", key, e),
                 }
             }
         };
-        // Best effort: the bucket's lifecycle rule is the backstop when the
-        // role may not abort (least privilege) or we were killed.
-        let _ = self
+        let cleanup = self.abort(key, &upload_id).await;
+        match result {
+            Err(StoreError::Other {
+                operation,
+                location,
+                message,
+            }) => Err(StoreError::Other {
+                operation,
+                location,
+                message: format!("{message}; {cleanup}"),
+            }),
+            other => other,
+        }
+    }
+
+    /// Aborts an upload that will not be completed, so its parts stop
+    /// costing money; what became of them, for the audit.
+    async fn abort(&self, key: &str, upload_id: &str) -> String {
+        let sent = self
             .client
             .abort_multipart_upload()
             .bucket(&self.bucket)
-            .key(&full)
-            .upload_id(&upload_id)
+            .key(self.full_key(key))
+            .upload_id(upload_id)
             .send()
             .await;
-        result
+        match sent {
+            Ok(_) => {
+                tracing::info!(file = key, "multipart upload aborted");
+                "its multipart upload was aborted".into()
+            }
+            Err(e) => {
+                let f = failure(&e);
+                let why = match (f.status, f.code.as_deref()) {
+                    (_, Some("NoSuchUpload")) => return "its multipart upload is gone".into(),
+                    (Some(403), _) | (_, Some("AccessDenied")) => {
+                        "was denied (s3:AbortMultipartUpload)".to_string()
+                    }
+                    _ => format!("failed ({})", f.message),
+                };
+                let note = format!(
+                    "aborting its multipart upload {why}: the bucket's lifecycle rule `{ABORT_RULE}` deletes its parts {ABORT_RULE_DAYS} days after it started"
+                );
+                tracing::warn!(file = key, "{note}");
+                note
+            }
+        }
     }
 
     pub async fn put_bytes(

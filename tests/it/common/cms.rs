@@ -144,7 +144,27 @@ impl CmsServer {
     pub fn publish(&self, year: i32, word: &str, name: &str, body: Vec<u8>) -> String {
         let path = format!("/openpayments/PGYR{year}_P01302025_01212025/{name}");
         self.set_file(&path, body);
-        let url = format!("{}{path}", self.url());
+        self.catalog_entry_titled(year, word, &format!("{}{path}", self.url()));
+        path
+    }
+
+    /// [`publish`](Self::publish), with the catalog's download URL on
+    /// `base` (a proxy in front of this server) instead of this server.
+    pub fn publish_at(
+        &self,
+        base: &str,
+        year: i32,
+        word: &str,
+        name: &str,
+        body: Vec<u8>,
+    ) -> String {
+        let path = format!("/openpayments/PGYR{year}_P01302025_01212025/{name}");
+        self.set_file(&path, body);
+        self.catalog_entry_titled(year, word, &format!("{base}{path}"));
+        path
+    }
+
+    fn catalog_entry_titled(&self, year: i32, word: &str, url: &str) {
         let id = dataset_id(year, word);
         self.inner.lock().unwrap().catalog.push(serde_json::json!({
             "@type": "dcat:Dataset",
@@ -152,7 +172,6 @@ impl CmsServer {
             "title": format!("{year} {word} Payment Data"),
             "distribution": [{"@type": "dcat:Distribution", "identifier": format!("{id}-dist"), "downloadURL": url, "mediaType": "text/csv"}]
         }));
-        path
     }
 
     /// Sets what the datastore answers for a dataset.

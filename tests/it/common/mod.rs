@@ -7,6 +7,7 @@ pub mod cms;
 pub mod ec2;
 pub mod iam;
 pub mod moto;
+pub mod proxy;
 pub mod sarif;
 pub mod sshd;
 
