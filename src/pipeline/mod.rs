@@ -14,7 +14,9 @@ pub mod preflight;
 pub mod progress;
 pub mod retry;
 pub mod run;
+pub mod runs;
 pub mod source;
 pub mod store;
+pub mod summary;
 
 pub use error::PipelineError;

@@ -265,6 +265,7 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
         url: file.url.clone(),
         bytes: None,
         sha256: None,
+        crc64nvme: None,
         download: DownloadStatus::Failed,
         upload: UploadStatus::NotAttempted,
         key: row.target.clone(),
@@ -333,6 +334,7 @@ async fn process_file(s: &RunSettings, row: &PlanRow, progress: &Progress) -> (F
     audit.attempts = d.attempts;
     audit.bytes = Some(d.bytes);
     audit.sha256 = Some(d.digests.sha256.clone());
+    audit.crc64nvme = Some(d.digests.crc64nvme.clone());
     if !s.no_upload {
         let (status, note) = match streamed {
             // The source changed under the streamed parts: send the file

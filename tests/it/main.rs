@@ -2,6 +2,7 @@
 //! real `openpay` binary or library against real servers started here —
 //! moto_server, sshd, the CMS fixture server, terraform.
 
+mod airflow;
 mod awschecks;
 mod bootstrap;
 mod cidr;
@@ -9,6 +10,7 @@ mod common;
 mod doctor;
 mod drift;
 mod pipeline;
+mod runs;
 mod ssh;
 mod standalone;
 mod tf;

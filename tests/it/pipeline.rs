@@ -639,16 +639,7 @@ async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes
 
 /// A bucket in the region the tests use (moto wants the constraint).
 async fn make_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
-    s3.create_bucket()
-        .bucket(bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest1)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    crate::common::moto::create_bucket(s3, bucket).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
