@@ -220,6 +220,62 @@ async fn verify_s3_catches_deleted_replaced_truncated_and_passes_untouched() {
     assert_eq!(r["objects_checked"], 3, "{r}");
     assert!(outcomes(&r).iter().all(|(_, o)| o == "holds"), "{r}");
 
+    // The bucket's listing reports damaged entries too.
+    let runs = "pre/metadata/runs";
+    let put_doc = |k: String, body: &'static [u8]| {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(k)
+            .body(ByteStream::from_static(body))
+            .send()
+    };
+    put_doc(
+        format!("{runs}/run_id=2020-01-01T00-00-00Z/manifest.json"),
+        br#"{"run_id": "2020-01-"#,
+    )
+    .await
+    .unwrap();
+    put_doc(format!("{runs}/README.txt"), b"notes")
+        .await
+        .unwrap();
+    let o = openpay()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .args(["runs", "list", "--format", "json", "--dest", &dest])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let listed = json_of(&o);
+    let entries: Vec<(String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["entry"].as_str().unwrap().into(),
+                e["location"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(entries.len(), 3, "{listed}");
+    assert!(
+        entries.contains(&(
+            "run".into(),
+            format!("s3://{BUCKET}/{runs}/run_id={run_id}/")
+        )),
+        "{listed}"
+    );
+    assert!(
+        entries.contains(&(
+            "unreadable".into(),
+            format!("s3://{BUCKET}/{runs}/run_id=2020-01-01T00-00-00Z/")
+        )),
+        "{listed}"
+    );
+    assert!(
+        entries.contains(&("foreign".into(), format!("s3://{BUCKET}/{runs}/README.txt"))),
+        "{listed}"
+    );
+
     let key = |ds: &str, word: &str| format!("pre/raw/dataset={ds}/year=2023/OP_{word}_2023.csv");
     s3.delete_object()
         .bucket(BUCKET)
@@ -250,9 +306,16 @@ async fn verify_s3_catches_deleted_replaced_truncated_and_passes_untouched() {
     )
     .await
     .unwrap();
-    let o = verify(dir.path(), &run_id, &dest, &env);
+    // --latest skips the unreadable entry for the newest readable run.
+    let o = openpay()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .args(["verify", "--latest", "--format", "json", "--dest", &dest])
+        .output()
+        .unwrap();
     assert_eq!(code(&o), 1, "{}", text(&o));
-    expect_tampered(&json_of(&o));
+    let r = json_of(&o);
+    assert_eq!(r["run_id"], run_id.as_str());
+    expect_tampered(&r);
 }
 
 /// The sample source's 2023 run into a lake, with `--summary-json`.
