@@ -199,7 +199,7 @@ fn runs_list(lake: &Path) -> Value {
 
 #[test]
 fn dag_ingests_the_shipped_sample_into_a_local_lake() {
-    let af = Airflow::new(vec![]);
+    let af = Airflow::new(vec![("OPENPAY_MAX_PARALLEL".into(), "3".into())]);
     af.assert_no_import_errors();
     let lake = af.lake();
     let conf = serde_json::json!({
@@ -259,6 +259,18 @@ fn dag_ingests_the_shipped_sample_into_a_local_lake() {
         );
         assert_eq!(extra["files_uploaded"], 1, "{extra}");
     }
+    // The concurrency cap is on the mapped task, as the deployment set it.
+    let dag = &af.sql("select data from serialized_dag where dag_id = 'openpay'")[0][0];
+    let ingest = dag["dag"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["__var"]["task_id"] == "ingest")
+        .unwrap();
+    assert!(
+        ingest.to_string().contains("\"max_active_tis_per_dag\":3"),
+        "{ingest}"
+    );
     // The work dirs are per (dataset, year) and persist for retries.
     for y in ["2023", "2024"] {
         let w = af.home.path().join("work/general-payments").join(y);

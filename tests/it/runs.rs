@@ -391,6 +391,31 @@ fn summary_json_states_the_end_of_a_run() {
     assert_eq!(s2["files"][0]["upload"], "skipped_identical", "{s2}");
     assert_ne!(s2["run_id"], s["run_id"]);
 
+    // A dry run's plan as JSON.
+    let o = openpay()
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "--year",
+            "2024",
+            "--dry-run",
+            "--format",
+            "json",
+            "--source-url",
+        ])
+        .arg(repo_root().join("sample/cms"))
+        .arg("--dest")
+        .arg(&lake)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let plan = json_of(&o);
+    assert_eq!(
+        plan[0]["file"], "OP_DTL_GNRL_PGYR2024_P06302025_06162025.csv",
+        "{plan}"
+    );
+    assert_eq!(plan[0]["year"], 2024, "{plan}");
+
     // A summary path that cannot be written is refused before anything runs.
     let o = sample_run(dir.path(), &lake, &dir.path().join("missing/summary.json"));
     assert_eq!(code(&o), 2, "{}", text(&o));
