@@ -91,15 +91,26 @@ def _dest(params) -> str:
 
 
 def _exec(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Runs openpay; its stderr (logs) and stdout go to the task log."""
-    cmd = [openpay_bin(), *args]
+    """Runs openpay. Its logs (stderr) stream into the task log as they
+    come, since a year can take hours; stdout (a report) is returned, with
+    the last lines of stderr for the failure message."""
+    # JSON log lines: plain text in the task log (no terminal colours),
+    # and each one a record a log pipeline can index.
+    cmd = [openpay_bin(), "--log-format", "json", *args]
     if shutil.which(cmd[0]) is None:
         raise AirflowFailException(f"openpay binary {cmd[0]!r} not found: set OPENPAY_BIN")
     print("$", " ".join(cmd), flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if proc.stderr:
-        print(proc.stderr, end="", flush=True)
-    return proc
+    tail: list[str] = []
+    with tempfile.TemporaryFile(mode="w+") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True, env=env)
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            print(line, end="", flush=True)
+            tail = (tail + [line])[-20:]
+        code = proc.wait()
+        out.seek(0)
+        stdout = out.read()
+    return subprocess.CompletedProcess(cmd, code, stdout, "".join(tail))
 
 
 def _judge(what: str, proc: subprocess.CompletedProcess, blocking: list[str] | None = None) -> None:
