@@ -329,10 +329,9 @@ pub enum RunsAction {
 pub struct RunsListArgs {
     #[command(flatten)]
     pub dest: RecordsDest,
-    /// Only runs with this status (running, completed, completed_with_findings,
-    /// partial, failed, blocked; or unreadable / foreign for damaged entries).
-    #[arg(long, value_name = "STATUS")]
-    pub status: Option<String>,
+    /// Only entries with this status (`unreadable` / `foreign`: damaged entries).
+    #[arg(long, value_enum, value_name = "STATUS")]
+    pub status: Option<StatusFilter>,
     /// Only runs covering this program year.
     #[arg(long, value_name = "YEAR")]
     pub year: Option<i32>,
@@ -342,6 +341,37 @@ pub struct RunsListArgs {
     /// At most N entries (after filtering).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+}
+
+/// What `runs list --status` selects: every status a manifest may carry
+/// (DESIGN.md), and the two labels of entries that are not readable runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum StatusFilter {
+    Running,
+    Completed,
+    CompletedWithFindings,
+    Partial,
+    Failed,
+    Blocked,
+    Unreadable,
+    Foreign,
+}
+
+impl StatusFilter {
+    /// The label as manifests and `runs list` write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            StatusFilter::Running => "running",
+            StatusFilter::Completed => "completed",
+            StatusFilter::CompletedWithFindings => "completed_with_findings",
+            StatusFilter::Partial => "partial",
+            StatusFilter::Failed => "failed",
+            StatusFilter::Blocked => "blocked",
+            StatusFilter::Unreadable => "unreadable",
+            StatusFilter::Foreign => "foreign",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
