@@ -64,6 +64,18 @@ export OPENPAY_TEST_MOTO_SERVER="$venv/bin/moto_server"
 # The record-count tests check openpay against Python's csv module.
 export OPENPAY_TEST_PYTHON="$venv/bin/python"
 
+# 2b. Apache Airflow 3 (pinned, with the standard provider) in a venv of its
+# own, for the DAG tests (tests/it/airflow.rs). Rebuilt when the pins change.
+af_venv="${OPENPAY_AIRFLOW_VENV:-$root/.venv-airflow}"
+af_reqs="$root/orchestration/airflow/requirements.txt"
+if [ ! -x "$af_venv/bin/airflow" ] || ! cmp -s "$af_reqs" "$af_venv/openpay-requirements.txt"; then
+  step "creating $af_venv with $(grep -E '^apache-airflow(-providers-standard)?==' "$af_reqs" | tr '\n' ' ')"
+  python3 -m venv "$af_venv"
+  "$af_venv/bin/pip" install -q --disable-pip-version-check -r "$af_reqs"
+  cp "$af_reqs" "$af_venv/openpay-requirements.txt"
+fi
+export OPENPAY_TEST_AIRFLOW_VENV="$af_venv"
+
 # 3. terraform with the hashicorp/aws provider from the local mirror.
 tmp="$root/.test-tmp"
 mkdir -p "$tmp"

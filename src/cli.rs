@@ -45,6 +45,10 @@ pub enum Command {
     Iam(IamArgs),
     /// Turn allowlist patterns like 197.210.77.* into CIDRs, or test membership.
     Cidr(CidrArgs),
+    /// Read past runs back from the destination (metadata/runs/).
+    Runs(RunsArgs),
+    /// Check that a run's objects still have the size and checksum its audit records.
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -82,6 +86,12 @@ pub struct RunArgs {
     /// Run id (default: UTC YYYY-MM-DDTHH-MM-SSZ).
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
+    /// Also write the run's end state as JSON to PATH (for orchestrators).
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+    /// Output on stdout: a table, or the run's JSON summary (logs stay on stderr).
+    #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+    pub format: TableOrJson,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -242,4 +252,100 @@ pub struct CidrArgs {
     /// Answer whether ADDR lies in any of the given CIDRs (exit 0 yes, 1 no).
     #[arg(long, value_name = "ADDR")]
     pub contains: Option<String>,
+}
+
+/// Where run records are read from: `--dest` like `run`'s.
+#[derive(Debug, Clone, Args)]
+pub struct RecordsDest {
+    /// s3://BUCKET[/PREFIX] or a local lake directory (default: the configured bucket, else ./lake).
+    #[arg(long, value_name = "s3://BUCKET[/PREFIX]|PATH")]
+    pub dest: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+    pub format: TableOrJson,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub action: RunsAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum RunsAction {
+    /// The runs recorded in the destination, newest first.
+    List(RunsListArgs),
+    /// One run: its manifest and per-file audits.
+    Show(RunsShowArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunsListArgs {
+    #[command(flatten)]
+    pub dest: RecordsDest,
+    /// Only entries with this status (`unreadable` / `foreign`: damaged entries).
+    #[arg(long, value_enum, value_name = "STATUS")]
+    pub status: Option<StatusFilter>,
+    /// Only runs covering this program year.
+    #[arg(long, value_name = "YEAR")]
+    pub year: Option<i32>,
+    /// Only runs covering this dataset.
+    #[arg(long, value_enum, value_name = "DATASET")]
+    pub dataset: Option<Dataset>,
+    /// At most N entries (after filtering).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+/// What `runs list --status` selects: every status a manifest may carry
+/// (DESIGN.md), and the two labels of entries that are not readable runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum StatusFilter {
+    Running,
+    Completed,
+    CompletedWithFindings,
+    Partial,
+    Failed,
+    Blocked,
+    Unreadable,
+    Foreign,
+}
+
+impl StatusFilter {
+    /// The label as manifests and `runs list` write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            StatusFilter::Running => "running",
+            StatusFilter::Completed => "completed",
+            StatusFilter::CompletedWithFindings => "completed_with_findings",
+            StatusFilter::Partial => "partial",
+            StatusFilter::Failed => "failed",
+            StatusFilter::Blocked => "blocked",
+            StatusFilter::Unreadable => "unreadable",
+            StatusFilter::Foreign => "foreign",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunsShowArgs {
+    /// The run id (as `openpay runs list` shows it).
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: String,
+    #[command(flatten)]
+    pub dest: RecordsDest,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["run_id", "latest"])))]
+pub struct VerifyArgs {
+    /// The run whose objects to check.
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: Option<String>,
+    /// Check the newest run recorded in the destination.
+    #[arg(long)]
+    pub latest: bool,
+    #[command(flatten)]
+    pub dest: RecordsDest,
 }

@@ -19,6 +19,8 @@ use crate::infra::tf::TfError;
 use crate::logging::LogError;
 use crate::output::OutputError;
 use crate::pipeline::PipelineError;
+use crate::pipeline::runs::RunsError;
+use crate::pipeline::store::StoreError;
 
 /// The four outcomes a caller (a person, Airflow, CI) can branch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -77,6 +79,8 @@ fn class_of(e: &(dyn StdError + 'static)) -> Option<Exit> {
         LogError,
         OutputError,
         PipelineError,
+        RunsError,
+        StoreError,
         DoctorError,
         TfError,
         DriftError,
@@ -116,6 +120,25 @@ impl Classify for PipelineError {
             PipelineError::Input(_) => Exit::Usage,
             PipelineError::Blocked(_) | PipelineError::SourceUnavailable { .. } => Exit::Blocked,
         }
+    }
+}
+
+impl Classify for RunsError {
+    fn exit(&self) -> Exit {
+        match self {
+            RunsError::NotFound { .. } | RunsError::NoReadableRun { .. } => Exit::Usage,
+            RunsError::ManifestMissing { .. }
+            | RunsError::ManifestUnreadable { .. }
+            | RunsError::AuditsMissing { .. } => Exit::Blocked,
+        }
+    }
+}
+
+/// The destination could not be read or written (reachability, a denied
+/// permission): nothing about the input decides it.
+impl Classify for StoreError {
+    fn exit(&self) -> Exit {
+        Exit::Blocked
     }
 }
 

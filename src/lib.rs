@@ -49,5 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
             cli::IamAction::Drift(a) => infra::drift::command::run(&globals, a).await,
         },
         Command::Cidr(args) => infra::cidr::command(&args),
+        Command::Runs(args) => pipeline::runs::command::runs(&globals, args).await,
+        Command::Verify(args) => pipeline::runs::command::verify(&globals, args).await,
     }
 }

@@ -13,9 +13,10 @@ use super::retry::RetryPolicy;
 use super::run::{self, PlanRow, RunReport, RunSettings};
 use super::source::{Source, check_year};
 use super::store::{Destination, LocalStore, S3Store};
+use super::summary::{self, Summary};
 use crate::Globals;
 use crate::aws::AwsClients;
-use crate::cli::{Dataset, LogFormat, RunArgs};
+use crate::cli::{Dataset, LogFormat, RunArgs, TableOrJson};
 use crate::config::JOBS;
 use crate::exit::Exit;
 use crate::output::{self, OutputError};
@@ -59,7 +60,34 @@ pub fn parse_dest(spec: &str) -> Result<DestSpec, PipelineError> {
     })
 }
 
-fn check_run_id(id: &str) -> Result<(), PipelineError> {
+/// `--dest` as `run` resolves it: the flag, else the configured bucket,
+/// else `./lake`.
+pub fn dest_spec(g: &Globals, dest: Option<&str>) -> Result<DestSpec, PipelineError> {
+    match (dest, &g.config.aws.bucket) {
+        (Some(d), _) => parse_dest(d),
+        (None, Some(b)) => parse_dest(&format!("s3://{b}")),
+        (None, None) => Ok(DestSpec::Local(PathBuf::from("lake"))),
+    }
+}
+
+/// The store behind a destination; S3 loads the AWS chain (no request yet).
+pub async fn open_destination(g: &Globals, spec: DestSpec) -> (Destination, Option<AwsClients>) {
+    match spec {
+        DestSpec::Local(p) => {
+            let root = std::path::absolute(&p).unwrap_or(p);
+            (Destination::Local(LocalStore::new(root)), None)
+        }
+        DestSpec::S3 { bucket, prefix } => {
+            let aws = AwsClients::load(&g.config.aws.settings()).await;
+            (
+                Destination::S3(S3Store::new(&aws, &bucket, &prefix)),
+                Some(aws),
+            )
+        }
+    }
+}
+
+pub fn check_run_id(id: &str) -> Result<(), PipelineError> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id
@@ -102,32 +130,18 @@ async fn settings(g: &Globals, args: RunArgs) -> Result<RunSettings, PipelineErr
         check_run_id(id)?;
     }
     let run_id = args.run_id.clone();
-    let dest_spec = match (&args.dest, &g.config.aws.bucket) {
-        (Some(d), _) => parse_dest(d)?,
-        (None, Some(b)) => parse_dest(&format!("s3://{b}"))?,
-        (None, None) => DestSpec::Local(PathBuf::from("lake")),
-    };
+    let dest_spec = dest_spec(g, args.dest.as_deref())?;
     let source_url = args
         .source_url
         .clone()
         .unwrap_or_else(|| g.config.pipeline.source_url.clone());
     let source = Source::parse(&source_url)?;
     let mut config = g.config.clone();
-    let (destination, aws) = match dest_spec {
-        DestSpec::Local(p) => {
-            let root = std::path::absolute(&p).unwrap_or(p);
-            (Destination::Local(LocalStore::new(root)), None)
-        }
-        DestSpec::S3 { bucket, prefix } => {
-            let aws = AwsClients::load(&g.config.aws.settings()).await;
-            // The gate checks the bucket this run writes, whatever the config says.
-            config.aws.bucket = Some(bucket.clone());
-            (
-                Destination::S3(S3Store::new(&aws, &bucket, &prefix)),
-                Some(aws),
-            )
-        }
-    };
+    if let DestSpec::S3 { bucket, .. } = &dest_spec {
+        // The gate checks the bucket this run writes, whatever the config says.
+        config.aws.bucket = Some(bucket.clone());
+    }
+    let (destination, aws) = open_destination(g, dest_spec).await;
     Ok(RunSettings {
         years,
         datasets,
@@ -151,16 +165,60 @@ async fn settings(g: &Globals, args: RunArgs) -> Result<RunSettings, PipelineErr
 }
 
 pub async fn run(g: &Globals, args: RunArgs) -> anyhow::Result<Exit> {
-    let dry_run = args.dry_run;
+    let (dry_run, format) = (args.dry_run, args.format);
+    let summary_path = args.summary_json.clone();
+    if let Some(p) = &summary_path {
+        summary::check_path(p)?;
+    }
     let s = settings(g, args).await?;
     let rows = run::plan(&s).await?;
     if dry_run {
-        print_plan(&s, &rows)?;
+        match format {
+            TableOrJson::Table => print_plan(&s, &rows)?,
+            TableOrJson::Json => print_plan_json(&rows)?,
+        }
         return Ok(Exit::Success);
     }
     tracing::info!(files = rows.len(), source = %s.source.describe(), destination = %s.destination.describe(), "run starting");
     let report = run::execute(&s, rows).await?;
-    Ok(finish(g, &report)?)
+    let mut exit = finish(g, &report, format)?;
+    let summary = Summary::new(&report, &s.destination, exit);
+    if let Some(p) = &summary_path
+        && let Err(e) = summary.write(p)
+    {
+        eprintln!("error: cannot write --summary-json {}: {e}", p.display());
+        exit = exit.max(Exit::Findings);
+    }
+    if format == TableOrJson::Json {
+        let json = Summary {
+            exit_code: exit.code(),
+            ..summary
+        }
+        .to_json();
+        output::write(|out| out.write_all(&json))?;
+    }
+    Ok(exit)
+}
+
+/// The plan as JSON: one object per file.
+fn print_plan_json(rows: &[PlanRow]) -> Result<(), OutputError> {
+    let plan: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "dataset": r.file.dataset,
+                "year": r.file.year,
+                "file": r.file.file_name,
+                "refused": r.file.location.as_ref().err(),
+                "size": r.size,
+                "records_expected": r.expected.as_ref().ok().map(|p| p.count),
+                "records_expected_reason": r.expected.as_ref().err(),
+                "url": r.file.url,
+                "destination": r.target,
+            })
+        })
+        .collect();
+    output::line(serde_json::to_string_pretty(&plan).expect("plan serialises"))
 }
 
 fn print_plan(s: &RunSettings, rows: &[PlanRow]) -> Result<(), OutputError> {
@@ -200,7 +258,9 @@ fn print_plan(s: &RunSettings, rows: &[PlanRow]) -> Result<(), OutputError> {
     ))
 }
 
-fn finish(g: &Globals, r: &RunReport) -> Result<Exit, OutputError> {
+/// Reports the end of a run (stderr for problems; stdout for the table
+/// unless the summary goes there) and returns the exit code.
+fn finish(g: &Globals, r: &RunReport, format: TableOrJson) -> Result<Exit, OutputError> {
     let m = &r.manifest;
     if m.status == RunStatus::Blocked {
         for reason in &m.preflight.reasons {
@@ -212,6 +272,17 @@ fn finish(g: &Globals, r: &RunReport) -> Result<Exit, OutputError> {
             r.manifest_dir.join("manifest.json").display()
         );
         return Ok(Exit::Blocked);
+    }
+    if let Some(e) = &r.publish_error {
+        eprintln!("error: the run's manifest could not be copied to the destination: {e}");
+    }
+    let exit = if r.publish_error.is_none() && m.status == RunStatus::Completed {
+        Exit::Success
+    } else {
+        Exit::Findings
+    };
+    if format == TableOrJson::Json {
+        return Ok(exit);
     }
     if g.log_format == LogFormat::Text {
         let mut t = Table::new();
@@ -260,16 +331,7 @@ fn finish(g: &Globals, r: &RunReport) -> Result<Exit, OutputError> {
             f.message
         );
     }
-    if let Some(e) = &r.publish_error {
-        eprintln!("error: the run's manifest could not be copied to the destination: {e}");
-        return Ok(Exit::Findings);
-    }
-    Ok(match m.status {
-        RunStatus::Completed => Exit::Success,
-        // Every object stored, but not what the publisher says.
-        RunStatus::CompletedWithFindings => Exit::Findings,
-        _ => Exit::Findings,
-    })
+    Ok(exit)
 }
 
 /// `1234` or `1234 of 1235` when the publisher's count differs.

@@ -60,6 +60,10 @@ pub struct FileAudit {
     pub url: String,
     pub bytes: Option<u64>,
     pub sha256: Option<String>,
+    /// S3's full-object CRC64/NVME (base64), which `openpay verify`
+    /// compares with what HeadObject reports; absent in older audits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64nvme: Option<String>,
     pub download: DownloadStatus,
     pub upload: UploadStatus,
     /// Where the object is (or would be) in the destination.

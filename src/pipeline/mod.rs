@@ -16,8 +16,10 @@ pub mod progress;
 pub mod records;
 pub mod retry;
 pub mod run;
+pub mod runs;
 pub mod source;
 pub mod store;
+pub mod summary;
 
 pub use dataset::Dataset;
 pub use error::PipelineError;

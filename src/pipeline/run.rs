@@ -314,6 +314,7 @@ async fn process_file(
         url: file.url.clone(),
         bytes: None,
         sha256: None,
+        crc64nvme: None,
         download: DownloadStatus::Failed,
         upload: UploadStatus::NotAttempted,
         key: row.target.clone(),
@@ -389,6 +390,7 @@ async fn process_file(
     for (kind, message) in audit.records.findings() {
         tracing::warn!(file = %file.file_name, kind = %label(&kind), "{message}");
     }
+    audit.crc64nvme = Some(d.digests.crc64nvme.clone());
     if !s.no_upload {
         let (status, note) = match streamed {
             // The source changed under the streamed parts: send the file

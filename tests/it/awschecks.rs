@@ -321,7 +321,7 @@ async fn assert_bucket_empty(aws: &AwsClients) {
 async fn put_object_probe_writes_heads_and_deletes() {
     let moto = MotoServer::start();
     let aws = moto.clients().await;
-    create_bucket(&aws, BUCKET).await;
+    create_bucket(&aws.s3(), BUCKET).await;
     role(&aws, "runner", &[("rw", &runner_policy(BUCKET))], &[]).await;
     let probe = CheckOptions {
         probe: true,
@@ -778,7 +778,7 @@ fn binary_tf_ssh_allowlist_on_fixtures() {
 async fn binary_probe_writes_heads_and_deletes_a_real_object() {
     let moto = MotoServer::start();
     let aws = moto.clients().await;
-    create_bucket(&aws, BUCKET).await;
+    create_bucket(&aws.s3(), BUCKET).await;
     // versioning keeps the proof: the probe's write and its delete marker
     aws.s3()
         .put_bucket_versioning()

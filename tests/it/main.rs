@@ -2,6 +2,7 @@
 //! real `openpay` binary or library against real servers started here —
 //! moto_server, sshd, the CMS fixture server, terraform.
 
+mod airflow;
 mod awschecks;
 mod bootstrap;
 mod cidr;
@@ -14,6 +15,7 @@ mod pipeline;
 mod pipes;
 mod promises;
 mod records;
+mod runs;
 mod sarif;
 mod ssh;
 mod standalone;

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::cms::{CmsServer, Fault, payments_csv, sha256_hex};
-use crate::common::moto::{MotoServer, make_bucket};
+use crate::common::moto::MotoServer;
 use crate::common::openpay;
 
 pub(crate) const NAME: &str = "OP_DTL_GNRL_PGYR2023_P01302025_01212025.csv";
@@ -585,7 +585,7 @@ pub(crate) async fn create_bucket(moto: &MotoServer, bucket: &str) {
     let clients = moto.clients().await;
     let policy = crate::common::iam::runner_policy(bucket);
     crate::common::iam::role(&clients, ROLE, &[("runner", &policy)], &[]).await;
-    make_bucket(&clients.s3(), bucket).await;
+    crate::common::moto::create_bucket(&clients.s3(), bucket).await;
 }
 
 /// HeadObject, asking for the object's checksum too.
@@ -1162,7 +1162,7 @@ async fn enforcing_moto(policy: &str) -> (MotoServer, String, String) {
     // CreateBucket, CreateUser, PutUserPolicy, CreateAccessKey run unauthenticated.
     let moto = MotoServer::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "4")]);
     let clients = moto.clients().await;
-    make_bucket(&clients.s3(), "locked-zone").await;
+    crate::common::moto::create_bucket(&clients.s3(), "locked-zone").await;
     let iam = clients.iam();
     iam.create_user().user_name("ingest").send().await.unwrap();
     iam.put_user_policy()

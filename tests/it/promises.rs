@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::cms::{CmsServer, payments_csv, sha256_hex};
-use crate::common::moto::{MotoServer, make_bucket};
+use crate::common::moto::{MotoServer, create_bucket};
 use crate::common::openpay;
 
 fn code(o: &Output) -> i32 {
@@ -379,7 +379,7 @@ const BUCKET: &str = "race-zone";
 
 async fn bucket(moto: &MotoServer) -> aws_sdk_s3::Client {
     let s3 = moto.clients().await.s3();
-    make_bucket(&s3, BUCKET).await;
+    create_bucket(&s3, BUCKET).await;
     s3
 }
 

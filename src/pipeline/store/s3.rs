@@ -107,6 +107,12 @@ impl S3Store {
         format!("{}{key}", self.prefix)
     }
 
+    /// The client and the key prefix (empty or ending in `/`), for readers
+    /// of the run records (`pipeline::runs`) that list and fetch.
+    pub(crate) fn parts(&self) -> (&aws_sdk_s3::Client, &str) {
+        (&self.client, &self.prefix)
+    }
+
     /// The IAM resource a key falls under, as the policy grants it
     /// (`arn:aws:s3:::BUCKET/raw/*`).
     fn resource_of(&self, key: &str) -> String {

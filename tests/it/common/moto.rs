@@ -59,9 +59,13 @@ impl MotoServer {
 
     /// SDK clients for assertions, built the same way openpay builds them.
     pub async fn clients(&self) -> openpay::aws::AwsClients {
-        // SAFETY of env: the SDK reads credentials from a provider we pass
-        // explicitly, so no process environment is mutated.
-        let creds = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test");
+        self.clients_as("testing", "testing").await
+    }
+
+    /// SDK clients holding an IAM user's keys (once moto enforces IAM,
+    /// the setup credentials of [`clients`](Self::clients) are rejected).
+    pub async fn clients_as(&self, id: &str, secret: &str) -> openpay::aws::AwsClients {
+        let creds = aws_sdk_s3::config::Credentials::new(id, secret, None, None, "test");
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-west-1"))
             .endpoint_url(self.url())
@@ -72,11 +76,10 @@ impl MotoServer {
     }
 }
 
-/// A bucket in the region the tests use (moto wants the constraint).
-pub async fn create_bucket(aws: &openpay::aws::AwsClients, name: &str) {
-    aws.s3()
-        .create_bucket()
-        .bucket(name)
+/// Creates a bucket in the tests' region (moto wants the constraint).
+pub async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    s3.create_bucket()
+        .bucket(bucket)
         .create_bucket_configuration(
             aws_sdk_s3::types::CreateBucketConfiguration::builder()
                 .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest1)
@@ -92,18 +95,4 @@ impl Drop for MotoServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A bucket in the region the tests use (moto wants the constraint).
-pub async fn make_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
-    s3.create_bucket()
-        .bucket(bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest1)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
 }
