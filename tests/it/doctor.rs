@@ -544,3 +544,28 @@ fn doctor_bad_min_buildx_config_is_exit_2() {
         stdout(&out)
     );
 }
+
+/// House rules of the doctor's module boundaries, read from the source:
+/// only the command edge knows the command line, and IAM is read through
+/// the shared `infra::iam` reader, never through the drift command's code.
+#[test]
+fn doctor_code_imports_neither_the_cli_nor_drift() {
+    let root = crate::common::repo_root().join("src/doctor");
+    let mut files = vec![root.clone()];
+    let mut offenders = Vec::new();
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let rel = p.strip_prefix(&root).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&p).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let cli = line.contains("crate::cli") && rel != "command.rs";
+            if cli || line.contains("infra::drift") {
+                offenders.push(format!("src/doctor/{rel}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+}

@@ -62,6 +62,37 @@ async fn instance(aws: &AwsClients, g: &str) -> (String, String, String) {
     (id, public, private)
 }
 
+/// An instance with private IP `ip` in a VPC and subnet of its own (so
+/// another VPC may reuse the address); its id.
+async fn instance_at(aws: &AwsClients, ip: &str) -> String {
+    let ec2 = aws.ec2();
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.9.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(vpc)
+        .cidr_block("10.9.0.0/24")
+        .send()
+        .await
+        .unwrap();
+    let run = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(subnet.subnet().unwrap().subnet_id().unwrap())
+        .private_ip_address(ip)
+        .send()
+        .await
+        .unwrap();
+    run.instances()[0].instance_id().unwrap().to_string()
+}
+
 /// A stand-in instance metadata endpoint that counts the connections it
 /// gets and answers none: its count is the proof of who asked IMDS.
 fn counting_imds() -> (String, Arc<AtomicUsize>) {
@@ -120,6 +151,19 @@ impl Doctor<'_> {
     }
 }
 
+/// A `warn` that does not fail the run, says `needle`, and tells how to
+/// name the instance.
+fn assert_warns(code: i32, check: &Value, report: &Value, needle: &str) {
+    assert_eq!(code, 0, "a warning never fails the run: {report}");
+    assert_eq!(check["status"], "warn", "{check}");
+    assert!(
+        check["summary"].as_str().unwrap().contains(needle),
+        "{check}"
+    );
+    let fix = check["remediation"].as_str().unwrap();
+    assert!(fix.contains("--instance-id"), "{check}");
+}
+
 fn evidence(check: &Value) -> String {
     check["evidence"].to_string()
 }
@@ -133,12 +177,18 @@ async fn doctor_host_checks_the_instance_behind_the_address_and_never_asks_imds(
     let (open_id, open_ip, open_private) = instance(&aws, &world).await;
     let (good_id, good_ip, _) = instance(&aws, &narrow).await;
     let unknown_ip = "203.0.113.250";
+    // two VPCs with the same range: two instances share a private IP
+    let shared_ip = "10.9.0.10";
+    let mut twins = Vec::new();
+    for _ in 0..2 {
+        twins.push(instance_at(&aws, shared_ip).await);
+    }
 
     let sshd = Sshd::start();
     let (imds, imds_hits) = counting_imds();
     let doctor = Doctor {
         moto: &moto,
-        home: sshd.home_mapping(&[&open_ip, &good_ip, &open_private, unknown_ip]),
+        home: sshd.home_mapping(&[&open_ip, &good_ip, &open_private, unknown_ip, shared_ip]),
         cwd: tempfile::tempdir().unwrap(),
         imds,
     };
@@ -196,17 +246,19 @@ async fn doctor_host_checks_the_instance_behind_the_address_and_never_asks_imds(
 
     // no instance has the address: warn, with how to name it
     let (code, check, report) = doctor.run(&["--host", &host(unknown_ip)]);
-    assert_eq!(code, 0, "a warning never fails the run: {report}");
-    assert_eq!(check["status"], "warn", "{check}");
-    assert!(
-        check["summary"].as_str().unwrap().contains(unknown_ip),
-        "{check}"
+    assert_warns(code, &check, &report, unknown_ip);
+
+    // several instances have the address: warn, naming them
+    let (code, check, report) = doctor.run(&["--host", &host(shared_ip)]);
+    assert_warns(
+        code,
+        &check,
+        &report,
+        &format!("2 instances match {shared_ip}"),
     );
+    let summary = check["summary"].as_str().unwrap();
     assert!(
-        check["remediation"]
-            .as_str()
-            .unwrap()
-            .contains("--instance-id"),
+        twins.iter().all(|id| summary.contains(id.as_str())),
         "{check}"
     );
 

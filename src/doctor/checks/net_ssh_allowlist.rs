@@ -190,9 +190,9 @@ pub fn run(ctx: CheckCtx) -> CheckFuture {
     Box::pin(check(ctx))
 }
 
-/// The instances (or configured groups) whose security groups are judged,
-/// per [`instance`]'s order; `Err` is the outcome when there is nothing to
-/// judge at all.
+/// The instances whose security groups are judged, in [`instance`]'s
+/// order, and the addresses no single instance could be named for; `Err`
+/// is the outcome when there is nothing to judge at all.
 #[allow(clippy::result_large_err)]
 async fn targets(
     ctx: &CheckCtx,
@@ -274,6 +274,86 @@ async fn groups_of(ec2: &aws_sdk_ec2::Client, id: &str) -> Result<Vec<String>, O
     Ok(ids)
 }
 
+/// The security groups to judge, with the evidence of where they came
+/// from in `tally`: --instance-id first, then DESIGN.md's
+/// `security_group_ids` (an override of "the groups of the instance being
+/// checked"), then the instances [`targets`] finds. `Err` is the outcome
+/// when no group can be named.
+#[allow(clippy::result_large_err)]
+async fn group_ids(
+    ctx: &CheckCtx,
+    ec2: &aws_sdk_ec2::Client,
+    tally: &mut Tally,
+) -> Result<Vec<String>, Outcome> {
+    let configured = &ctx.config.doctor.security_group_ids;
+    if ctx.options.instance_id.is_none() && !configured.is_empty() {
+        tally.evidence.push(format!(
+            "groups from [doctor] security_group_ids: {}",
+            configured.join(", ")
+        ));
+        return Ok(configured.clone());
+    }
+    let mut group_ids: Vec<String> = Vec::new();
+    let (found, unresolved) = targets(ctx, ec2).await?;
+    if found.is_empty() {
+        let lines: Vec<String> = unresolved
+            .iter()
+            .map(|u| format!("{}: {}", u.address, u.why))
+            .collect();
+        return Err(Outcome::warn(format!(
+            "cannot tell which instance to check: {}",
+            lines.join("; ")
+        ))
+        .with_evidence(lines)
+        .with_remediation(instance::PASS_INSTANCE_ID));
+    }
+    for u in &unresolved {
+        tally.unverifiable(format!(
+            "{}: {}; its groups are not checked ({})",
+            u.address,
+            u.why,
+            instance::PASS_INSTANCE_ID
+        ));
+    }
+    for f in found {
+        tally.evidence.push(f.how.clone());
+        let mut ids = f.known_groups.clone();
+        if !f.instance_id.is_empty() {
+            match groups_of(ec2, &f.instance_id).await {
+                Ok(g) if g.is_empty() && ids.is_empty() => {
+                    return Err(Outcome::fail(format!(
+                        "instance {} has no security groups or was not found",
+                        f.instance_id
+                    ))
+                    .with_evidence(std::mem::take(&mut tally.evidence))
+                    .with_remediation(
+                        "check the instance id and region (AWS_REGION / [aws] region)",
+                    ));
+                }
+                Ok(g) => ids.extend(g),
+                Err(outcome) => {
+                    return Err(outcome.with_evidence(std::mem::take(&mut tally.evidence)));
+                }
+            }
+            ids.sort();
+            ids.dedup();
+            tally.evidence.push(format!(
+                "groups of instance {}: {}",
+                f.instance_id,
+                ids.join(", ")
+            ));
+        } else {
+            tally
+                .evidence
+                .push(format!("groups from outputs: {}", ids.join(", ")));
+        }
+        group_ids.extend(ids);
+    }
+    group_ids.sort();
+    group_ids.dedup();
+    Ok(group_ids)
+}
+
 /// The check.
 pub async fn check(ctx: CheckCtx) -> Outcome {
     let aws = match clients(&ctx) {
@@ -287,75 +367,10 @@ pub async fn check(ctx: CheckCtx) -> Outcome {
     let ec2 = aws.ec2();
 
     let mut tally = Tally::default();
-    let mut group_ids: Vec<String> = Vec::new();
-    // --instance-id first; then DESIGN.md's `security_group_ids`, an
-    // override of "the groups of the instance being checked".
-    if ctx.options.instance_id.is_none() && !ctx.config.doctor.security_group_ids.is_empty() {
-        group_ids = ctx.config.doctor.security_group_ids.clone();
-        tally.evidence.push(format!(
-            "groups from [doctor] security_group_ids: {}",
-            group_ids.join(", ")
-        ));
-    } else {
-        let (found, unresolved) = match targets(&ctx, &ec2).await {
-            Ok(t) => t,
-            Err(outcome) => return outcome,
-        };
-        if found.is_empty() {
-            let lines: Vec<String> = unresolved
-                .iter()
-                .map(|u| format!("{}: {}", u.address, u.why))
-                .collect();
-            return Outcome::warn(format!(
-                "cannot tell which instance to check: {}",
-                lines.join("; ")
-            ))
-            .with_evidence(lines)
-            .with_remediation(instance::PASS_INSTANCE_ID);
-        }
-        for u in &unresolved {
-            tally.unverifiable(format!(
-                "{}: {}; its groups are not checked ({})",
-                u.address,
-                u.why,
-                instance::PASS_INSTANCE_ID
-            ));
-        }
-        for f in found {
-            tally.evidence.push(f.how.clone());
-            let mut ids = f.known_groups.clone();
-            if !f.instance_id.is_empty() {
-                match groups_of(&ec2, &f.instance_id).await {
-                    Ok(g) if g.is_empty() && ids.is_empty() => {
-                        return Outcome::fail(format!(
-                            "instance {} has no security groups or was not found",
-                            f.instance_id
-                        ))
-                        .with_evidence(tally.evidence)
-                        .with_remediation(
-                            "check the instance id and region (AWS_REGION / [aws] region)",
-                        );
-                    }
-                    Ok(g) => ids.extend(g),
-                    Err(outcome) => return outcome.with_evidence(tally.evidence),
-                }
-                ids.sort();
-                ids.dedup();
-                tally.evidence.push(format!(
-                    "groups of instance {}: {}",
-                    f.instance_id,
-                    ids.join(", ")
-                ));
-            } else {
-                tally
-                    .evidence
-                    .push(format!("groups from outputs: {}", ids.join(", ")));
-            }
-            group_ids.extend(ids);
-        }
-        group_ids.sort();
-        group_ids.dedup();
-    }
+    let group_ids = match group_ids(&ctx, &ec2, &mut tally).await {
+        Ok(ids) => ids,
+        Err(outcome) => return outcome,
+    };
 
     let groups = match ec2
         .describe_security_groups()
