@@ -780,17 +780,7 @@ async fn binary_probe_writes_heads_and_deletes_a_real_object() {
     let aws = moto.clients().await;
     create_bucket(&aws.s3(), BUCKET).await;
     // versioning keeps the proof: the probe's write and its delete marker
-    aws.s3()
-        .put_bucket_versioning()
-        .bucket(BUCKET)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    crate::common::moto::enable_versioning(&aws.s3(), BUCKET).await;
     let env = runner_role_env(&moto, &aws).await;
     let dir = tempfile::tempdir().unwrap();
     let s3 = aws.s3();

@@ -103,32 +103,17 @@ pub fn dataset_id(year: i32, word: &str) -> String {
 impl CmsServer {
     pub fn start() -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let state = Arc::clone(&inner);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind the CMS fixture server");
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+        let (addr, tx) =
+            super::spawn_server("CMS fixture server", move |listener, stop| async move {
                 let app = axum::Router::new().fallback(handle).with_state(state);
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
-                        let _ = rx.await;
+                        let _ = stop.await;
                     })
                     .await
                     .unwrap();
             });
-        });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("CMS fixture server did not start");
         CmsServer {
             addr,
             inner,

@@ -24,6 +24,42 @@ pub fn required_env(name: &str) -> String {
     }
 }
 
+/// Runs a loopback server on a thread and runtime of its own (a test's
+/// runtime may block or end first): binds 127.0.0.1:0, hands the listener
+/// and the stop signal to `serve`, and returns the address once bound and
+/// the sender that stops it when dropped. Connections still open when it
+/// stops (stalled ones, on purpose) die with the runtime.
+pub fn spawn_server<F, Fut>(
+    what: &'static str,
+    serve: F,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>)
+where
+    F: FnOnce(tokio::net::TcpListener, tokio::sync::oneshot::Receiver<()>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap_or_else(|e| panic!("bind the {what}: {e}"));
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            serve(listener, rx).await;
+        });
+        rt.shutdown_background();
+    });
+    let addr = addr_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("the {what} did not start"));
+    (addr, tx)
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the server).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -90,6 +90,21 @@ pub async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
         .unwrap();
 }
 
+/// Turns on versioning, so a test can count the versions of each object
+/// (an object PUT twice has two).
+pub async fn enable_versioning(s3: &aws_sdk_s3::Client, bucket: &str) {
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 impl Drop for MotoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use regex::Regex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// What the proxy does to one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -220,42 +220,24 @@ impl FaultProxy {
     /// Starts a proxy to `upstream` (`127.0.0.1:PORT`) on its own thread.
     pub fn start(upstream: SocketAddr) -> Self {
         let state = Arc::new(Mutex::new(State::default()));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let shared = Arc::clone(&state);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind the fault proxy");
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let accept = async {
-                    loop {
-                        let Ok((client, _)) = listener.accept().await else {
-                            continue;
-                        };
-                        let state = Arc::clone(&shared);
-                        tokio::spawn(async move {
-                            let _ = serve(client, upstream, state).await;
-                        });
-                    }
-                };
-                tokio::select! {
-                    _ = accept => {}
-                    _ = rx => {}
+        let (addr, tx) = super::spawn_server("fault proxy", move |listener, stop| async move {
+            let accept = async {
+                loop {
+                    let Ok((client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let state = Arc::clone(&shared);
+                    tokio::spawn(async move {
+                        let _ = serve(client, upstream, state).await;
+                    });
                 }
-            });
-            // Stalled connections die with the runtime.
-            rt.shutdown_background();
+            };
+            tokio::select! {
+                _ = accept => {}
+                _ = stop => {}
+            }
         });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the fault proxy did not start");
         FaultProxy {
             addr,
             state,

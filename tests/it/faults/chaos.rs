@@ -38,16 +38,7 @@ async fn kill_9_at_random_instants_never_loses_or_duplicates_anything() {
     let mut rng = fastrand::Rng::with_seed(seed);
     let rig = Rig::start(BUCKET).await;
     let s3 = rig.s3().await;
-    s3.put_bucket_versioning()
-        .bucket(BUCKET)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    crate::common::moto::enable_versioning(&s3, BUCKET).await;
     // One streamed multipart file and four small ones; the source is slow
     // enough that the run lasts a few seconds.
     let mut files: Vec<Published> = vec![rig.publish(GENERAL, 2023, payments_csv(60, 33 << 20))];
