@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::common::cms::{CmsServer, payments_csv};
+use crate::common::cms::{CmsServer, dataset_csv};
 use crate::common::moto::MotoServer;
 use crate::common::{bin_path, openpay, repo_root, required_env, text};
 
@@ -294,7 +294,7 @@ fn dag_backfills_two_years_of_two_datasets_as_mapped_tasks() {
             year,
             word,
             &format!("OP_{word}_{year}.csv"),
-            payments_csv(100 + i as u64, 30_000),
+            dataset_csv(word, 100 + i as u64, 30_000),
         );
     }
     let af = Airflow::new(vec![]);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::cms::{CmsServer, Fault, payments_csv, sha256_hex};
+use crate::common::cms::{CmsServer, Fault, dataset_csv, payments_csv, sha256_hex};
 use crate::common::moto::MotoServer;
 use crate::common::openpay;
 
@@ -226,7 +226,7 @@ fn endless_throttling_fails_the_file_not_the_run_and_exits_1() {
         2023,
         "Research",
         "OP_DTL_RSRCH_PGYR2023.csv",
-        payments_csv(5, 10_000),
+        dataset_csv("Research", 5, 10_000),
     );
     for _ in 0..20 {
         cms.push_fault(&bad, Fault::Status(429, Some(0)));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::cms::{CmsServer, payments_csv, sha256_hex};
+use crate::common::cms::{CmsServer, dataset_csv, payments_csv, sha256_hex};
 use crate::common::moto::{MotoServer, create_bucket};
 use crate::common::openpay;
 
@@ -319,7 +319,7 @@ fn research_and_ownership_payments_end_to_end() {
         .iter()
         .enumerate()
         .map(|(i, (_, word, name))| {
-            let body = payments_csv(90 + i as u64, 30_000);
+            let body = dataset_csv(word, 90 + i as u64, 30_000);
             cms.publish(2023, word, name, body.clone());
             body
         })

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
 
-use crate::common::cms::{CmsServer, payments_csv, sha256_hex};
+use crate::common::cms::{CmsServer, dataset_csv, payments_csv, sha256_hex};
 use crate::common::moto::MotoServer;
 use crate::common::{code, openpay, repo_root, stdout_json as json_of, text};
 
@@ -25,7 +25,7 @@ fn three_datasets(cms: &CmsServer) -> Vec<(&'static str, Vec<u8>)> {
     .iter()
     .enumerate()
     .map(|(i, (word, ds))| {
-        let body = payments_csv(70 + i as u64, 20_000 + 1_000 * i);
+        let body = dataset_csv(word, 70 + i as u64, 20_000 + 1_000 * i);
         cms.publish(2023, word, &format!("OP_{word}_2023.csv"), body.clone());
         (*ds, body)
     })

@@ -2,7 +2,7 @@
 //! `layouts/` (each file's source is cited in `layouts/README.md`), so a
 //! header can be recognised offline when the datastore does not answer.
 
-use crate::cli::Dataset;
+use crate::pipeline::Dataset;
 
 /// One published header.
 #[derive(Debug, Clone, Copy)]

@@ -17,7 +17,7 @@ pub mod layouts;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::cli::Dataset;
+use crate::pipeline::Dataset;
 use datastore::Expected;
 
 /// The scan of one file, as kept in its sidecar record.

@@ -561,23 +561,46 @@ fn async_stream(
 
 /// The real 91-column General Payments header (`layouts/`, see its README).
 pub fn real_header() -> String {
-    let path = super::repo_root().join("layouts/general-payments.91.csv");
+    layout_header("General")
+}
+
+/// The header CMS publishes for the dataset whose catalog title word is
+/// `word` (`General`, `Research`, `Ownership`), from the layouts the binary
+/// also embeds (`layouts/`, sources in its README): a test file of a
+/// dataset is written with that dataset's own header, so its audit finds
+/// no unknown header.
+pub fn layout_header(word: &str) -> String {
+    let file = match word {
+        "General" => "general-payments.91.csv",
+        "Research" => "research-payments.176.csv",
+        "Ownership" => "ownership-payments.29.csv",
+        other => panic!("no layout for the dataset word {other:?}"),
+    };
+    let path = super::repo_root().join("layouts").join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "the real header {} is needed by the CMS fixture: {e}",
             path.display()
         )
     });
-    text.lines().next().unwrap().to_string()
+    let header = text.lines().next().unwrap().to_string();
+    let columns: usize = file.split('.').nth(1).unwrap().parse().unwrap();
+    assert_eq!(header.split(',').count(), columns, "{file}");
+    header
 }
 
-/// A CSV shaped like the real one: the real header, quoted fields with
-/// commas, doubled quotes and embedded newlines. Deterministic per `seed`;
-/// `min_bytes` pads with rows until the file is at least that large.
+/// A General Payments CSV shaped like the real one: see [`dataset_csv`].
 pub fn payments_csv(seed: u64, min_bytes: usize) -> Vec<u8> {
-    let header = real_header();
+    dataset_csv("General", seed, min_bytes)
+}
+
+/// A CSV shaped like the real ones of the dataset `word`: its real
+/// header, quoted fields with commas, doubled quotes and embedded
+/// newlines. Deterministic per `seed`; `min_bytes` pads with rows until
+/// the file is at least that large.
+pub fn dataset_csv(word: &str, seed: u64, min_bytes: usize) -> Vec<u8> {
+    let header = layout_header(word);
     let cols = header.split(',').count();
-    assert_eq!(cols, 91, "the General Payments header has 91 columns");
     let mut out = header.into_bytes();
     out.push(b'\n');
     let mut i = 0u64;

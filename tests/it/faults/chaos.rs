@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::{GENERAL, Published, RESEARCH, Rig, code, json, jsonl, object, seed, text};
-use crate::common::cms::{payments_csv, sha256_hex};
+use crate::common::cms::{dataset_csv, payments_csv, sha256_hex};
 
 const BUCKET: &str = "chaos";
 const KILLS: u32 = 20;
@@ -52,7 +52,7 @@ async fn kill_9_at_random_instants_never_loses_or_duplicates_anything() {
     .into_iter()
     .enumerate()
     {
-        files.push(rig.publish(ds, year, payments_csv(61 + i as u64, 1_500_000)));
+        files.push(rig.publish(ds, year, dataset_csv(ds.word, 61 + i as u64, 1_500_000)));
     }
     rig.cms.throttle(Some(40 << 20));
     let years = [2021, 2022, 2023];

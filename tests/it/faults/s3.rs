@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::{GENERAL, Published, RESEARCH, Rig, code, object, text};
-use crate::common::cms::{payments_csv, sha256_hex};
+use crate::common::cms::{dataset_csv, payments_csv, sha256_hex};
 use crate::common::proxy::{Fault, Nth, Rule};
 
 const BUCKET: &str = "raw-zone";
@@ -47,7 +47,7 @@ fn has(causes: &[String], needle: &str) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn slowdown_500_resets_and_a_200_error_are_retried_and_audited() {
     let (rig, big) = multipart_rig(40).await;
-    let small = rig.publish(RESEARCH, 2023, payments_csv(41, 300_000));
+    let small = rig.publish(RESEARCH, 2023, dataset_csv("Research", 41, 300_000));
     let p = &rig.s3_proxy;
     p.add_rule(Rule::new(
         Some("POST"),

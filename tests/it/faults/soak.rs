@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use super::{GENERAL, RESEARCH, Rig, code, object, seed, text};
-use crate::common::cms::{payments_csv, sha256_hex};
+use crate::common::cms::{dataset_csv, sha256_hex};
 use crate::common::proxy::{Event, RandomFaults};
 
 const BUCKET: &str = "soak";
@@ -58,7 +58,7 @@ async fn two_hundred_files_through_five_percent_faults_all_complete() {
                 let name = Rig::name(ds, year, round);
                 let path = format!("/openpayments/PGYR{year}_R{round}/{name}");
                 let s = u64::from(round) * 1000 + year as u64 + ds.tag.len() as u64 * 100;
-                let body = payments_csv(s, 20_000 + (s as usize % 7) * 10_000);
+                let body = dataset_csv(ds.word, s, 20_000 + (s as usize % 7) * 10_000);
                 rig.cms.set_file(&path, body.clone());
                 catalog.push(serde_json::json!({
                     "title": format!("{year} {} Payment Data", ds.word),
