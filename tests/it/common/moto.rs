@@ -17,28 +17,70 @@ impl MotoServer {
     /// `env` is passed to the server, e.g. `INITIAL_NO_AUTH_ACTION_COUNT`
     /// to make moto enforce IAM after that many requests.
     pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+        // A free port is free only until someone binds it: tests run in
+        // parallel processes, and another test's moto may take the port
+        // first. Then a connect would reach *that* server and two tests
+        // would share one account. So readiness is this child's own
+        // " * Running on http://127.0.0.1:PORT" line, and a child that
+        // exits instead (the port was taken) is retried on another port.
+        for _ in 0..5 {
+            if let Some(server) = Self::try_start(env) {
+                return server;
+            }
+        }
+        panic!("moto_server lost the race for a free port 5 times in a row");
+    }
+
+    fn try_start(env: &[(&str, &str)]) -> Option<Self> {
+        use std::io::BufRead;
         let bin = super::required_env("OPENPAY_TEST_MOTO_SERVER");
         let port = super::free_port();
         let mut cmd = Command::new(&bin);
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start moto_server at {bin}: {e}"));
-        let server = MotoServer { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<bool>();
+        let banner = format!("Running on http://127.0.0.1:{port}");
+        // Keeps draining stderr (moto logs every request there) so the
+        // server never blocks on a full pipe; says whether it bound.
+        std::thread::spawn(move || {
+            let mut told = false;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !told && line.contains(&banner) {
+                    told = tx.send(true).is_ok();
+                }
+            }
+            if !told {
+                let _ = tx.send(false);
+            }
+        });
+        let mut server = MotoServer { child, port };
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(true) => {}
+            Ok(false) => return None, // exited: the port was taken
+            Err(_) => panic!("moto_server did not report listening on {port} within 30s"),
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "moto_server did not listen on {port} within 30s"
+                "moto_server said it listens on {port} but does not accept"
             );
-            std::thread::sleep(Duration::from_millis(100));
+            assert!(
+                server.child.try_wait().unwrap().is_none(),
+                "moto_server on {port} exited"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
-        server
+        Some(server)
     }
 
     pub fn url(&self) -> String {
