@@ -58,16 +58,7 @@ impl Env {
         self.manifests().last().unwrap().clone()
     }
     pub(crate) fn manifests(&self) -> Vec<serde_json::Value> {
-        let runs = self.work().join("metadata/runs");
-        let mut dirs: Vec<_> = std::fs::read_dir(&runs)
-            .map(|d| d.map(|e| e.unwrap().path()).collect())
-            .unwrap_or_default();
-        dirs.sort();
-        dirs.iter()
-            .map(|d| {
-                serde_json::from_slice(&std::fs::read(d.join("manifest.json")).unwrap()).unwrap()
-            })
-            .collect()
+        crate::common::run_manifests(&self.work())
     }
     pub(crate) fn audits(&self, manifest: &serde_json::Value) -> Vec<serde_json::Value> {
         let dir = self.work().join(format!(

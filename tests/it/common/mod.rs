@@ -60,6 +60,19 @@ where
     (addr, tx)
 }
 
+/// Every run manifest under a work dir's `metadata/runs/`, oldest first
+/// (run ids sort by time); none when no run has started.
+pub fn run_manifests(work_dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let runs = work_dir.join("metadata/runs");
+    let mut dirs: Vec<_> = std::fs::read_dir(&runs)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.iter()
+        .map(|d| serde_json::from_slice(&std::fs::read(d.join("manifest.json")).unwrap()).unwrap())
+        .collect()
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the server).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

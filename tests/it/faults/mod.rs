@@ -132,14 +132,7 @@ impl Rig {
 
     /// All run manifests in the work dir, oldest first.
     pub fn manifests(&self) -> Vec<serde_json::Value> {
-        let runs = self.work().join("metadata/runs");
-        let mut dirs: Vec<_> = std::fs::read_dir(&runs)
-            .map(|d| d.map(|e| e.unwrap().path()).collect())
-            .unwrap_or_default();
-        dirs.sort();
-        dirs.iter()
-            .map(|d| json(&std::fs::read(d.join("manifest.json")).unwrap()))
-            .collect()
+        crate::common::run_manifests(&self.work())
     }
 
     pub fn audits(&self, manifest: &serde_json::Value) -> Vec<serde_json::Value> {
